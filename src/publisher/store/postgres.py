@@ -1,0 +1,81 @@
+"""Direct Postgres transport (asyncpg), also used for the embedded database.
+
+The statement cache is off so it works through Supabase's pooler in transaction mode,
+which refuses prepared statements.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from publisher.errors import StoreError
+from publisher.store.contract import FUNCTIONS
+
+_CONNECTION_ERRORS = (OSError, asyncpg.PostgresConnectionError,
+                      asyncpg.exceptions.InterfaceError, asyncpg.CannotConnectNowError)
+
+
+def _statement(function: str) -> str:
+    spec = FUNCTIONS[function]
+    args = ", ".join(f"{name} => ${i}::{sql_type}"
+                     for i, (name, sql_type) in enumerate(spec.params, start=1))
+    return f"select public.{spec.name}({args})"
+
+
+_STATEMENTS = {name: _statement(name) for name in FUNCTIONS}
+
+
+def _encode(sql_type: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if sql_type == "jsonb":
+        return json.dumps(value, separators=(",", ":"), default=str)
+    if sql_type == "uuid":
+        return str(value)
+    if sql_type.startswith("timestamp") and isinstance(value, str):
+        return datetime.fromisoformat(value)
+    return value
+
+
+class PostgresTransport:
+    """Calls the contract functions over a small asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, url: str, *, max_size: int = 4) -> PostgresTransport:
+        try:
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size,
+                                             statement_cache_size=0, command_timeout=60)
+        except (*_CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+            raise StoreError(f"cannot connect to Postgres: {type(exc).__name__}: "
+                             f"{_without_secrets(str(exc), url)}") from None
+        return cls(pool)
+
+    async def call(self, function: str, params: Mapping[str, Any]) -> Any:
+        spec = FUNCTIONS[function]
+        args = [_encode(sql_type, params[name]) for name, sql_type in spec.params]
+        try:
+            value = await self._pool.fetchval(_STATEMENTS[function], *args)
+        except _CONNECTION_ERRORS as exc:
+            raise StoreError(f"database connection lost during {function}: "
+                             f"{type(exc).__name__}") from exc
+        except asyncpg.PostgresError as exc:
+            raise StoreError(f"{function} failed in the database: {exc}") from exc
+        if spec.returns == "jsonb" and isinstance(value, str):
+            return json.loads(value)
+        return value
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+def _without_secrets(message: str, url: str) -> str:
+    """asyncpg messages can echo the DSN; never let its password through."""
+    return message.replace(url, "<DATABASE_URL>")

@@ -1,0 +1,141 @@
+"""Store: typed operations over the SQL contract, one database statement each."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from publisher.models import ClaimedPost
+from publisher.settings import Settings
+from publisher.store.transport import Transport
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OutcomeRow:
+    """One post's outcome as record_outcomes takes it."""
+
+    id: int
+    attempt: int
+    status: str
+    outcome: str
+    error: str | None = None
+    platform_post_id: str | None = None
+    platform_url: str | None = None
+    delay_seconds: float | None = None
+    refund_attempt: bool = False
+    detail: Mapping[str, Any] | None = None
+    account_id: str | None = None
+    account_status: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "attempt": self.attempt, "status": self.status,
+            "outcome": self.outcome, "error": self.error,
+            "platform_post_id": self.platform_post_id, "platform_url": self.platform_url,
+            "delay_seconds": self.delay_seconds, "refund_attempt": self.refund_attempt,
+            "detail": dict(self.detail) if self.detail else None,
+            "account_id": self.account_id, "account_status": self.account_status,
+        }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RecordResult:
+    applied: int
+    lost: tuple[int, ...]
+
+
+class Store:
+    """The publisher's only way into the database. Counts its statements."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+        self.statements = 0
+
+    async def _call(self, function: str, **params: Any) -> Any:
+        self.statements += 1
+        return await self._transport.call(function, params)
+
+    async def prepare(self, max_delay_hours: float, platforms: Sequence[str]) -> dict[str, int]:
+        counts = await self._call("prepare_due_posts", p_max_delay_hours=max_delay_hours,
+                                  p_platforms=list(platforms))
+        return {str(k): int(v) for k, v in counts.items()}
+
+    async def list_unresolved_schedules(self, limit: int) -> list[dict[str, Any]]:
+        rows = await self._call("list_unresolved_schedules", p_limit=limit)
+        return list(rows)
+
+    async def apply_resolved_schedules(self, items: Sequence[Mapping[str, Any]]) -> int:
+        return int(await self._call("apply_resolved_schedules", p_items=list(items)))
+
+    async def claim(self, worker: str, limits: Mapping[str, int],
+                    lease_seconds: float) -> list[ClaimedPost]:
+        rows = await self._call("claim_due_posts", p_worker=worker, p_limits=dict(limits),
+                                p_lease_seconds=lease_seconds)
+        return [ClaimedPost.from_row(row) for row in rows]
+
+    async def mark_sending(self, worker: str, claims: Sequence[tuple[int, int]]) -> set[int]:
+        marked = await self._call("mark_sending", p_worker=worker,
+                                  p_claims=[{"id": i, "attempt": a} for i, a in claims])
+        return {int(i) for i in marked}
+
+    async def record(self, worker: str, outcomes: Sequence[OutcomeRow]) -> RecordResult:
+        result = await self._call("record_outcomes", p_worker=worker,
+                                  p_outcomes=[o.to_json() for o in outcomes])
+        return RecordResult(applied=int(result["applied"]),
+                            lost=tuple(int(i) for i in result["lost"]))
+
+    async def pause_account(self, account_id: str, seconds: float, reason: str) -> None:
+        await self._call("pause_account", p_account_id=account_id, p_seconds=seconds,
+                         p_reason=reason)
+
+    async def record_run(self, worker: str, started_at: datetime,
+                         summary: Mapping[str, Any]) -> int:
+        return int(await self._call("record_run", p_worker=worker, p_started_at=started_at,
+                                    p_summary=dict(summary)))
+
+    async def status(self) -> dict[str, Any]:
+        return dict(await self._call("publisher_status"))
+
+    async def connect_account(self, *, platform: str, external_id: str,
+                              display_name: str | None, user_id: str | None,
+                              access_token_encrypted: str,
+                              refresh_token_encrypted: str | None,
+                              token_expires_at: datetime | None) -> str:
+        return str(await self._call(
+            "connect_account", p_platform=platform, p_external_id=external_id,
+            p_display_name=display_name, p_user_id=user_id,
+            p_access_token_encrypted=access_token_encrypted,
+            p_refresh_token_encrypted=refresh_token_encrypted,
+            p_token_expires_at=token_expires_at))
+
+    async def close(self) -> None:
+        await self._transport.close()
+
+
+async def database_url(settings: Settings) -> str:
+    """The Postgres URL for the direct or embedded store (not for Supabase)."""
+    if settings.database_url:
+        return settings.database_url
+    from publisher.store.embedded import embedded_url
+
+    return await embedded_url(settings.data_dir)
+
+
+async def open_store(settings: Settings, *, pool_size: int = 4) -> Store:
+    """Opens the store the settings name: Supabase, a Postgres URL, or the embedded one."""
+    if settings.store_kind == "supabase":
+        from publisher.store.supabase import SupabaseTransport
+
+        assert settings.supabase_url and settings.supabase_service_role_key
+        return Store(await SupabaseTransport.connect(settings.supabase_url,
+                                                     settings.supabase_service_role_key))
+    from publisher.store.postgres import PostgresTransport
+
+    url = await database_url(settings)
+    if settings.store_kind == "embedded":
+        from publisher.store.migrations import apply_migrations
+
+        await apply_migrations(url)  # the local default is always ready to use
+    return Store(await PostgresTransport.connect(url, max_size=pool_size))

@@ -1,0 +1,315 @@
+-- The SQL contract: every transport (Supabase rpc, direct Postgres, embedded) calls these.
+-- Each function has one signature (PostgREST cannot choose between overloads) and returns
+-- one json value (PostgREST truncates set-returning results at max-rows).
+-- Times are the database's own now(), never a worker's clock.
+
+-- Housekeeping at the start of a run, in one statement:
+--  * posts due more than p_max_delay_hours ago are expired, with the reason kept;
+--  * posts for a platform this publisher does not know fail with that reason;
+--  * claims whose lease ran out are released if sending never started, and go to
+--    needs_review (never back to the queue) if it did: the post may be live.
+create or replace function public.prepare_due_posts(
+  p_max_delay_hours double precision,
+  p_platforms text[]
+) returns jsonb
+language sql
+as $$
+  with expired as (
+    update public.created_content c
+       set status = 'expired',
+           last_error = format('expired: not published within %s hours of its scheduled time',
+                               p_max_delay_hours),
+           god_mode_metadata = c.god_mode_metadata || jsonb_build_object('publish_error',
+             format('expired: not published within %s hours of its scheduled time', p_max_delay_hours)),
+           updated_at = now()
+     where c.status in ('scheduled', 'retrying')
+       and c.scheduled_at < now() - make_interval(secs => p_max_delay_hours * 3600)
+    returning c.id
+  ), unknown_platform as (
+    update public.created_content c
+       set status = 'failed',
+           last_error = format('unknown platform %L: supported are %s', c.platform,
+                               array_to_string(p_platforms, ', ')),
+           god_mode_metadata = c.god_mode_metadata || jsonb_build_object('publish_error',
+             format('unknown platform %L', c.platform)),
+           updated_at = now()
+     where c.status in ('scheduled', 'retrying')
+       and c.due_at <= now()
+       and c.platform <> all (p_platforms)
+       and c.id not in (select id from expired)
+    returning c.id
+  ), released as (
+    update public.created_content c
+       set status = case when c.sending_started_at is null then 'scheduled' else 'needs_review' end,
+           -- a released claim that never sent gives its attempt back
+           attempts = case when c.sending_started_at is null then c.attempts - 1 else c.attempts end,
+           last_error = case when c.sending_started_at is null then c.last_error
+             else format('outcome unknown: worker %s lost its lease after sending started at %s',
+                         c.locked_by, c.sending_started_at) end,
+           locked_by = null,
+           lease_expires_at = null,
+           updated_at = now()
+     where c.status = 'publishing'
+       and c.lease_expires_at < now()
+    returning c.id, c.status
+  )
+  select jsonb_build_object(
+    'expired', (select count(*) from expired),
+    'unknown_platform', (select count(*) from unknown_platform),
+    'released', (select count(*) from released where status = 'scheduled'),
+    'needs_review', (select count(*) from released where status = 'needs_review'));
+$$;
+
+-- Posts written as a local wall-clock time and zone, not yet resolved to an instant.
+create or replace function public.list_unresolved_schedules(p_limit integer)
+returns jsonb
+language sql stable
+as $$
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'id', c.id, 'local', c.scheduled_local, 'timezone', c.scheduled_timezone)), '[]')
+    from (select id, scheduled_local, scheduled_timezone
+            from public.created_content
+           where status = 'scheduled' and scheduled_at is null
+           order by id
+           limit p_limit) c;
+$$;
+
+-- Writes resolved instants, or fails the posts whose time could not be resolved.
+-- p_items: [{"id": 1, "scheduled_at": "2026-...Z"} | {"id": 2, "error": "..."}]
+create or replace function public.apply_resolved_schedules(p_items jsonb)
+returns integer
+language sql
+as $$
+  with items as (
+    select * from jsonb_to_recordset(p_items) as x(id bigint, scheduled_at timestamptz, error text)
+  ), updated as (
+    update public.created_content c
+       set scheduled_at = i.scheduled_at,
+           status = case when i.error is null then c.status else 'failed' end,
+           last_error = i.error,
+           god_mode_metadata = case when i.error is null then c.god_mode_metadata
+             else c.god_mode_metadata || jsonb_build_object('publish_error', i.error) end,
+           updated_at = now()
+      from items i
+     where c.id = i.id and c.status = 'scheduled' and c.scheduled_at is null
+    returning c.id
+  )
+  select count(*)::integer from updated;
+$$;
+
+-- Atomically claims due posts: at most p_limits->>platform per platform, highest priority
+-- first, then oldest due; rows another worker holds are skipped, never waited for.
+-- Returns one json array of the claimed posts with their accounts.
+create or replace function public.claim_due_posts(
+  p_worker text,
+  p_limits jsonb,
+  p_lease_seconds double precision
+) returns jsonb
+language sql
+as $$
+  with wanted as (
+    select picked.id
+      from jsonb_each_text(p_limits) as l(platform, n)
+      cross join lateral (
+        select c.id
+          from public.created_content c
+         where c.status in ('scheduled', 'retrying')
+           and c.platform = l.platform
+           and c.due_at <= now()
+           and not exists (select 1 from public.social_accounts a
+                            where a.id = c.account_id and a.paused_until > now())
+         order by c.priority desc, c.due_at, c.id
+         limit greatest(l.n::integer, 0)
+           for update of c skip locked
+      ) picked
+  ), claimed as (
+    update public.created_content c
+       set status = 'publishing',
+           attempts = c.attempts + 1,
+           locked_by = p_worker,
+           lease_expires_at = now() + make_interval(secs => p_lease_seconds),
+           sending_started_at = null,
+           updated_at = now()
+      from wanted w
+     where c.id = w.id
+    returning c.*
+  )
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'id', c.id, 'attempt', c.attempts, 'max_attempts', c.max_attempts,
+           'platform', c.platform, 'post_type', c.post_type, 'content', c.content,
+           'title', c.title, 'link_url', c.link_url, 'media_urls', to_jsonb(c.media_urls),
+           'options', c.platform_options, 'priority', c.priority,
+           'scheduled_at', c.scheduled_at, 'user_id', c.user_id,
+           'account', case when a.id is null then null else jsonb_build_object(
+             'id', a.id, 'platform', a.platform, 'external_id', a.external_id,
+             'status', a.status, 'status_reason', a.status_reason,
+             'access_token_encrypted', a.access_token_encrypted,
+             'refresh_token_encrypted', a.refresh_token_encrypted,
+             'token_expires_at', a.token_expires_at) end)
+           order by c.priority desc, c.due_at, c.id), '[]')
+    from claimed c
+    left join public.social_accounts a on a.id = c.account_id;
+$$;
+
+-- Stamps "sending" on claimed posts just before their irreversible publish call.
+-- Fenced by the claim: returns the ids this worker still holds; the others must not be sent.
+-- p_claims: [{"id": 1, "attempt": 1}, ...]
+create or replace function public.mark_sending(p_worker text, p_claims jsonb)
+returns jsonb
+language sql
+as $$
+  with items as (
+    select * from jsonb_to_recordset(p_claims) as x(id bigint, attempt integer)
+  ), marked as (
+    update public.created_content c
+       set sending_started_at = now()
+      from items i
+     where c.id = i.id and c.attempts = i.attempt
+       and c.locked_by = p_worker and c.status = 'publishing'
+       and c.lease_expires_at > now()
+    returning c.id
+  )
+  select coalesce(jsonb_agg(id), '[]') from marked;
+$$;
+
+-- Writes a batch of outcomes in one statement, fenced by worker and attempt, and one
+-- attempt-log row per outcome (applied=false where the claim had been lost).
+-- p_outcomes: [{"id", "attempt", "status", "outcome", "error", "platform_post_id",
+--               "platform_url", "delay_seconds", "refund_attempt", "detail",
+--               "account_id", "account_status"}]
+create or replace function public.record_outcomes(p_worker text, p_outcomes jsonb)
+returns jsonb
+language sql
+as $$
+  with o as (
+    select * from jsonb_to_recordset(p_outcomes) as x(
+      id bigint, attempt integer, status text, outcome text, error text,
+      platform_post_id text, platform_url text, delay_seconds double precision,
+      refund_attempt boolean, detail jsonb, account_id uuid, account_status text)
+  ), updated as (
+    update public.created_content c
+       set status = o.status,
+           platform_post_id = coalesce(o.platform_post_id, c.platform_post_id),
+           platform_url = coalesce(o.platform_url, c.platform_url),
+           published_at = case when o.status = 'published' then now() else c.published_at end,
+           not_before = case when o.delay_seconds is null then c.not_before
+                             else now() + make_interval(secs => o.delay_seconds) end,
+           attempts = c.attempts - case when coalesce(o.refund_attempt, false) then 1 else 0 end,
+           last_error = o.error,
+           god_mode_metadata = case
+             when o.error is null then c.god_mode_metadata - 'publish_error'
+             else c.god_mode_metadata || jsonb_build_object('publish_error', o.error) end,
+           sending_started_at = case when o.status = 'needs_review' then c.sending_started_at end,
+           locked_by = null,
+           lease_expires_at = null,
+           updated_at = now()
+      from o
+     where c.id = o.id and c.attempts = o.attempt
+       and c.locked_by = p_worker and c.status = 'publishing'
+    returning c.id
+  ), accounts as (
+    update public.social_accounts a
+       set status = o.account_status, status_reason = o.error, updated_at = now()
+      from o
+     where a.id = o.account_id and o.account_status is not null
+       and a.status is distinct from o.account_status
+    returning a.id
+  ), logged as (
+    insert into public.publish_attempts
+      (post_id, worker_id, attempt, outcome, status, applied, error, platform_post_id, detail)
+    select o.id, p_worker, o.attempt, o.outcome, o.status,
+           o.id in (select id from updated), o.error, o.platform_post_id, o.detail
+      from o
+    returning 1
+  )
+  select jsonb_build_object(
+    'applied', (select count(*) from updated),
+    'logged', (select count(*) from logged),
+    'accounts', (select count(*) from accounts),
+    'lost', coalesce((select jsonb_agg(o.id) from o where o.id not in (select id from updated)),
+                     '[]'));
+$$;
+
+-- Pauses an account (throttled) until a time; claims skip it until then.
+create or replace function public.pause_account(p_account_id uuid, p_seconds double precision,
+                                                p_reason text)
+returns void
+language sql
+as $$
+  update public.social_accounts
+     set paused_until = greatest(coalesce(paused_until, now()),
+                                 now() + make_interval(secs => p_seconds)),
+         status_reason = p_reason, updated_at = now()
+   where id = p_account_id;
+$$;
+
+-- One row per run: counts by outcome and platform, rate, success rate.
+create or replace function public.record_run(p_worker text, p_started_at timestamptz,
+                                             p_summary jsonb)
+returns bigint
+language sql
+as $$
+  insert into public.publisher_runs (worker_id, started_at, summary)
+  values (p_worker, p_started_at, p_summary)
+  returning id;
+$$;
+
+-- Counts by status and platform, for `publisher status`.
+create or replace function public.publisher_status()
+returns jsonb
+language sql stable
+as $$
+  select jsonb_build_object(
+    'posts', coalesce((select jsonb_agg(jsonb_build_object('status', status, 'platform', platform,
+                                                          'count', n) order by status, platform)
+                         from (select status, platform, count(*) n from public.created_content
+                               group by status, platform) s), '[]'),
+    'due_now', (select count(*) from public.created_content
+                 where status in ('scheduled', 'retrying') and due_at <= now()),
+    'last_run', (select to_jsonb(r) from public.publisher_runs r order by id desc limit 1));
+$$;
+
+-- Connects (or reconnects) an account; tokens arrive already encrypted.
+create or replace function public.connect_account(
+  p_platform text, p_external_id text, p_display_name text, p_user_id uuid,
+  p_access_token_encrypted text, p_refresh_token_encrypted text, p_token_expires_at timestamptz
+) returns uuid
+language sql
+as $$
+  insert into public.social_accounts as a
+    (platform, external_id, display_name, user_id, access_token_encrypted,
+     refresh_token_encrypted, token_expires_at, status, status_reason)
+  values (p_platform, p_external_id, p_display_name, p_user_id, p_access_token_encrypted,
+          p_refresh_token_encrypted, p_token_expires_at, 'active', null)
+  on conflict (platform, external_id) do update
+     set display_name = coalesce(excluded.display_name, a.display_name),
+         user_id = coalesce(excluded.user_id, a.user_id),
+         access_token_encrypted = excluded.access_token_encrypted,
+         -- never overwrite a refresh token with nothing
+         refresh_token_encrypted = coalesce(excluded.refresh_token_encrypted,
+                                            a.refresh_token_encrypted),
+         token_expires_at = excluded.token_expires_at,
+         status = 'active', status_reason = null, paused_until = null, updated_at = now()
+  returning a.id;
+$$;
+
+-- Only the publisher (service_role) may call these; end users may not.
+do $$
+declare f record;
+begin
+  for f in
+    select p.oid::regprocedure as sig
+      from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+     where n.nspname = 'public'
+       and p.proname in ('prepare_due_posts', 'list_unresolved_schedules',
+                         'apply_resolved_schedules', 'claim_due_posts', 'mark_sending',
+                         'record_outcomes', 'pause_account', 'record_run', 'publisher_status',
+                         'connect_account')
+  loop
+    execute format('revoke all on function %s from public, anon, authenticated', f.sig);
+    execute format('grant execute on function %s to service_role', f.sig);
+  end loop;
+end
+$$;
+
+notify pgrst, 'reload schema';
