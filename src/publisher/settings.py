@@ -30,7 +30,7 @@ class PlatformEndpoints:
     linkedin: str = "https://api.linkedin.com"
     linkedin_version: str = "202601"
     youtube_upload: str = "https://www.googleapis.com"
-    google_token: str = "https://oauth2.googleapis.com"
+    google_oauth: str = "https://oauth2.googleapis.com"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,7 +145,7 @@ def _read(env: Mapping[str, str]) -> Settings:
     endpoints = PlatformEndpoints()
     if simulator:
         endpoints = PlatformEndpoints(facebook=simulator, instagram=simulator, linkedin=simulator,
-                                      youtube_upload=simulator, google_token=simulator)
+                                      youtube_upload=simulator, google_oauth=simulator)
     endpoints = PlatformEndpoints(
         facebook=_url(env, "FACEBOOK_API_BASE", endpoints.facebook) or endpoints.facebook,
         facebook_api_version=_text(env, "FACEBOOK_API_VERSION") or endpoints.facebook_api_version,
@@ -154,8 +154,8 @@ def _read(env: Mapping[str, str]) -> Settings:
         linkedin_version=_text(env, "LINKEDIN_VERSION") or endpoints.linkedin_version,
         youtube_upload=_url(env, "YOUTUBE_API_BASE", endpoints.youtube_upload)
         or endpoints.youtube_upload,
-        google_token=_url(env, "GOOGLE_TOKEN_BASE", endpoints.google_token)
-        or endpoints.google_token,
+        google_oauth=_url(env, "GOOGLE_OAUTH_BASE", endpoints.google_oauth)
+        or endpoints.google_oauth,
     )
 
     log_format = (_text(env, "LOG_FORMAT") or "json").lower()

@@ -293,6 +293,24 @@ as $$
   returning a.id;
 $$;
 
+-- What a run would claim now, without claiming it (for `publisher run --dry-run`).
+create or replace function public.list_due_posts(p_limit integer)
+returns jsonb
+language sql stable
+as $$
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'id', c.id, 'platform', c.platform, 'post_type', c.post_type,
+           'account', a.display_name, 'account_external_id', a.external_id,
+           'scheduled_at', c.scheduled_at, 'priority', c.priority, 'attempts', c.attempts,
+           'content', left(c.content, 80))
+           order by c.priority desc, c.due_at, c.id), '[]')
+    from (select * from public.created_content
+           where status in ('scheduled', 'retrying') and due_at <= now()
+           order by priority desc, due_at, id
+           limit p_limit) c
+    left join public.social_accounts a on a.id = c.account_id;
+$$;
+
 -- Only the publisher (service_role) may call these; end users may not.
 do $$
 declare f record;
@@ -304,7 +322,7 @@ begin
        and p.proname in ('prepare_due_posts', 'list_unresolved_schedules',
                          'apply_resolved_schedules', 'claim_due_posts', 'mark_sending',
                          'record_outcomes', 'pause_account', 'record_run', 'publisher_status',
-                         'connect_account')
+                         'connect_account', 'list_due_posts')
   loop
     execute format('revoke all on function %s from public, anon, authenticated', f.sig);
     execute format('grant execute on function %s to service_role', f.sig);

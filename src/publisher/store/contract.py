@@ -40,6 +40,7 @@ FUNCTIONS: dict[str, SqlFunction] = {
                      ("p_summary", "jsonb")),
                     "bigint"),
         SqlFunction("publisher_status", (), "jsonb"),
+        SqlFunction("list_due_posts", (("p_limit", "integer"),), "jsonb"),
         SqlFunction("connect_account",
                     (("p_platform", "text"), ("p_external_id", "text"),
                      ("p_display_name", "text"), ("p_user_id", "uuid"),

@@ -95,6 +95,9 @@ class Store:
         return int(await self._call("record_run", p_worker=worker, p_started_at=started_at,
                                     p_summary=dict(summary)))
 
+    async def list_due(self, limit: int) -> list[dict[str, Any]]:
+        return list(await self._call("list_due_posts", p_limit=limit))
+
     async def status(self) -> dict[str, Any]:
         return dict(await self._call("publisher_status"))
 
@@ -128,9 +131,8 @@ async def open_store(settings: Settings, *, pool_size: int = 4) -> Store:
     if settings.store_kind == "supabase":
         from publisher.store.supabase import SupabaseTransport
 
-        assert settings.supabase_url and settings.supabase_service_role_key
-        return Store(await SupabaseTransport.connect(settings.supabase_url,
-                                                     settings.supabase_service_role_key))
+        url, key = settings.supabase_url or "", settings.supabase_service_role_key or ""
+        return Store(await SupabaseTransport.connect(url, key))
     from publisher.store.postgres import PostgresTransport
 
     url = await database_url(settings)

@@ -1,0 +1,99 @@
+"""Wires settings, store, HTTP client, cipher and adapters into a run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from publisher.crypto import TokenCipher, generate_key, parse_key
+from publisher.errors import ConfigError
+from publisher.platforms import build_adapters
+from publisher.run import Publisher
+from publisher.settings import Settings
+from publisher.store import Store, open_store
+from publisher.summary import RunSummary
+
+log = logging.getLogger("publisher")
+
+
+def load_cipher(settings: Settings) -> TokenCipher:
+    """The token cipher. The embedded local database gets a key kept beside its data."""
+    key_text = settings.encryption_key
+    if key_text is None:
+        if settings.store_kind != "embedded":
+            raise ConfigError("ENCRYPTION_KEY is missing: tokens are stored encrypted with it; "
+                              "make one with `python -m publisher keygen`")
+        key_text = _local_key(settings.data_dir)
+    previous = [parse_key(k, "ENCRYPTION_KEYS_PREVIOUS") for k in
+                settings.encryption_keys_previous]
+    return TokenCipher(parse_key(key_text), previous)
+
+
+def _local_key(data_dir: Path) -> str:
+    path = data_dir / "encryption.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(generate_key())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def http_client(settings: Settings) -> httpx.AsyncClient:
+    """One client for the whole run, its pool sized to the concurrency limits."""
+    connections = settings.max_concurrency + 8
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.http_timeout_seconds, connect=10.0),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        follow_redirects=False,
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    client: httpx.AsyncClient
+    cipher: TokenCipher
+
+    def publisher(self) -> Publisher:
+        return Publisher(self.settings, self.store, self.client, build_adapters(), self.cipher)
+
+
+@asynccontextmanager
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    cipher = load_cipher(settings)  # before any database work: bad settings claim nothing
+    store = await open_store(settings)
+    try:
+        async with http_client(settings) as client:
+            yield Runtime(settings, store, client, cipher)
+    finally:
+        await store.close()
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    """SIGTERM / SIGINT: stop claiming, let in-flight posts finish, write outcomes."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def run_once(settings: Settings, stop: asyncio.Event | None = None) -> RunSummary:
+    async with runtime(settings) as rt:
+        publisher = rt.publisher()
+        summary = await publisher.run(stop)
+        await finish_run(rt.store, summary)
+        return summary
+
+
+async def finish_run(store: Store, summary: RunSummary) -> None:
+    """The summary as a run-log row and as one structured log line."""
+    fields = summary.as_dict()
+    await store.record_run(summary.worker_id, summary.started_at, fields)
+    log.info("run finished", extra={"fields": {"event": "run_summary", **fields}})

@@ -1,0 +1,130 @@
+"""Facebook Pages: text, link, photo and multi-photo posts through the Graph API."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import httpx
+
+from publisher.models import ClaimedPost, Outcome, OutcomeKind
+from publisher.platforms.base import PublishContext
+from publisher.platforms.http import json_body, send, snippet
+from publisher.platforms.meta_errors import classify_meta_error
+
+MAX_MESSAGE_CHARS = 63_206
+MAX_PHOTOS = 10
+POST_TYPES = ("text", "link", "photo", "photos")
+
+
+class FacebookAdapter:
+    platform = "facebook"
+
+    def validate(self, post: ClaimedPost) -> str | None:
+        if post.post_type not in POST_TYPES:
+            return (f"facebook does not support post type {post.post_type!r} here; "
+                    f"use one of {', '.join(POST_TYPES)}")
+        text = post.content or ""
+        if len(text) > MAX_MESSAGE_CHARS:
+            return f"facebook text is {len(text)} characters; the limit is {MAX_MESSAGE_CHARS}"
+        if post.post_type == "text" and not text.strip():
+            return "a facebook text post needs text"
+        if post.post_type == "link" and not (post.link_url or "").startswith(("http://",
+                                                                              "https://")):
+            return "a facebook link post needs an http(s) link_url"
+        if post.post_type == "photo" and len(post.media_urls) != 1:
+            return f"a facebook photo post needs exactly 1 image URL, got {len(post.media_urls)}"
+        if post.post_type == "photos" and not 2 <= len(post.media_urls) <= MAX_PHOTOS:
+            return (f"a facebook multi-photo post needs 2-{MAX_PHOTOS} image URLs, "
+                    f"got {len(post.media_urls)}")
+        if any(not url.startswith("https://") for url in post.media_urls):
+            return "facebook media URLs must be public https URLs"
+        return None
+
+    async def publish(self, post: ClaimedPost, context: PublishContext) -> Outcome:
+        outcome = await self._publish(post, context)
+        return _without_secret(outcome, context.access_token)
+
+    async def _publish(self, post: ClaimedPost, context: PublishContext) -> Outcome:
+        assert post.account is not None
+        page = post.account.external_id
+        base = f"{context.endpoints.facebook}/{context.endpoints.facebook_api_version}/{page}"
+        headers = {"Authorization": f"Bearer {context.access_token}"}
+        message = post.content or ""
+
+        if post.post_type == "photo":
+            path, form = "photos", {"url": post.media_urls[0], "caption": message,
+                                    "published": "true"}
+        else:
+            path, form = "feed", {"message": message}
+            if post.post_type == "link":
+                form["link"] = post.link_url or ""
+            if post.post_type == "photos":
+                media = await self._upload_unpublished(context, base, headers, post.media_urls)
+                if isinstance(media, Outcome):
+                    return media
+                form["attached_media"] = json.dumps([{"media_fbid": m} for m in media])
+
+        if not await context.begin_sending():
+            return Outcome(kind=OutcomeKind.LEASE_LOST, reason="claim lost before sending")
+        sent = await send(context.client, "POST", f"{base}/{path}", irreversible=True,
+                          data=form, headers=headers)
+        if isinstance(sent, Outcome):
+            return sent
+        return self._published(sent)
+
+    async def _upload_unpublished(self, context: PublishContext, base: str,
+                                  headers: dict[str, str],
+                                  urls: tuple[str, ...]) -> list[str] | Outcome:
+        """Unpublished photos are invisible until attached: safe to repeat."""
+        ids = []
+        for url in urls:
+            sent = await send(context.client, "POST", f"{base}/photos", irreversible=False,
+                              data={"url": url, "published": "false"}, headers=headers)
+            if isinstance(sent, Outcome):
+                return sent
+            body = json_body(sent)
+            if sent.is_error or body is None or "error" in body or "id" not in body:
+                return _error_or_nonsense(sent, irreversible=False)
+            ids.append(str(body["id"]))
+        return ids
+
+    def _published(self, response: httpx.Response) -> Outcome:
+        body = json_body(response)
+        if response.is_error or body is None or "error" in body:
+            return _error_or_nonsense(response, irreversible=True)
+        post_id = body.get("post_id") or body.get("id")
+        if not isinstance(post_id, str | int):
+            return Outcome.unknown(f"the platform accepted the post but returned no id: "
+                                   f"{snippet(response)!r}", http_status=response.status_code)
+        return Outcome.published(str(post_id), f"https://www.facebook.com/{post_id}")
+
+
+def _error_or_nonsense(response: httpx.Response, *, irreversible: bool) -> Outcome:
+    body = json_body(response)
+    if response.is_success and (body is None or "error" not in body):
+        what = "a body that is not JSON" if body is None else "a body without an id"
+        reason = (f"the platform answered HTTP {response.status_code} with {what}: "
+                  f"{snippet(response)!r}")
+        detail: dict[str, Any] = {"http_status": response.status_code}
+        # A 2xx to the publishing call means it may well be live: never resend blindly.
+        return Outcome.unknown(reason, **detail) if irreversible else Outcome.retry(reason,
+                                                                                    **detail)
+    return classify_meta_error(response, irreversible=irreversible)
+
+
+def _without_secret(outcome: Outcome, secret: str) -> Outcome:
+    """The outcome with the token masked: Meta echoes it back in some errors ("Malformed
+    access token EAA..."), and a token must never reach a stored error or a log."""
+    if not secret:
+        return outcome
+
+    def scrub(value: Any) -> Any:
+        return value.replace(secret, "***") if isinstance(value, str) else value
+
+    if secret not in (outcome.reason or "") and not any(
+            isinstance(v, str) and secret in v for v in outcome.detail.values()):
+        return outcome
+    return dataclasses.replace(outcome, reason=scrub(outcome.reason),
+                               detail={k: scrub(v) for k, v in outcome.detail.items()})

@@ -1,0 +1,63 @@
+"""Shared HTTP for adapters: send a request, and map transport failures to outcomes.
+
+The line that matters: a failure that provably happened before the request reached the
+platform (DNS, connection refused, TLS, pool) is safe to retry; one after the request was
+sent (read timeout, reset) leaves the outcome unknown when the call was the irreversible one.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from publisher.models import Outcome
+
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
+             httpx.UnsupportedProtocol)
+_MAYBE_SENT = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError,
+               httpx.RemoteProtocolError, httpx.CloseError)
+
+
+async def send(client: httpx.AsyncClient, method: str, url: str, *, irreversible: bool,
+               **kwargs: Any) -> httpx.Response | Outcome:
+    """The response, or the Outcome a transport failure amounts to."""
+    try:
+        return await client.request(method, url, **kwargs)
+    except _NOT_SENT as exc:
+        return Outcome.retry(f"could not reach the platform ({type(exc).__name__}); "
+                             "nothing was sent", stage="connect")
+    except _MAYBE_SENT as exc:
+        reason = f"no answer from the platform ({type(exc).__name__}) after the request was sent"
+        if irreversible:
+            return Outcome.unknown(reason, stage="publish", error=type(exc).__name__)
+        return Outcome.retry(reason, stage="prepare")
+    except httpx.HTTPError as exc:
+        return Outcome.retry(f"HTTP error talking to the platform: {type(exc).__name__}")
+
+
+def json_body(response: httpx.Response) -> dict[str, Any] | None:
+    """The response's JSON object, or None when the body is not a JSON object."""
+    try:
+        body = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def snippet(response: httpx.Response, limit: int = 120) -> str:
+    """The start of a body, for error messages about nonsense answers."""
+    text = response.content[:limit].decode("utf-8", "replace")
+    return text.replace("\n", " ")
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Retry-After in seconds (only the delta form; dates are rare in these APIs)."""
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

@@ -1,0 +1,237 @@
+"""One run: housekeeping, then claim / publish / record until nothing is due or the
+deadline, then the summary. The long-running worker is the same loop without the exit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+
+import httpx
+
+from publisher import schedule
+from publisher.batching import OutcomeRecorder, SendingMarker
+from publisher.crypto import TokenCipher
+from publisher.errors import ScheduleError, TokenError
+from publisher.limits import Limits
+from publisher.models import ClaimedPost, Outcome, OutcomeKind
+from publisher.platforms.base import PlatformAdapter, PublishContext
+from publisher.policy import outcome_row
+from publisher.settings import Settings
+from publisher.store import Store
+from publisher.summary import RunSummary
+
+log = logging.getLogger("publisher.run")
+
+BeginSending = Callable[[], Awaitable[bool]]
+
+RESOLVE_BATCH = 1000
+IDLE_POLL_SECONDS = 1.0
+
+
+class Publisher:
+    """Publishes due posts through the adapters, under the limits, recording every outcome."""
+
+    def __init__(self, settings: Settings, store: Store, client: httpx.AsyncClient,
+                 adapters: Mapping[str, PlatformAdapter], cipher: TokenCipher) -> None:
+        self._settings = settings
+        self._store = store
+        self._client = client
+        self._adapters = dict(adapters)
+        self._cipher = cipher
+        self._worker = settings.worker_id
+        self._limits = Limits(total=settings.max_concurrency,
+                              per_platform=settings.platform_concurrency,
+                              per_account=settings.account_concurrency)
+        self._marker = SendingMarker(store, self._worker)
+        self._recorder = OutcomeRecorder(store, self._worker)
+        self._in_flight: Counter[str] = Counter()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._finished = asyncio.Event()
+        self._dead_accounts: dict[str, str] = {}      # account id -> reason, for this run
+        self._paused_accounts: dict[str, tuple[float, str]] = {}  # id -> (until, reason)
+        self.summary = RunSummary(worker_id=self._worker)
+
+    def _claim_window(self, platform: str) -> int:
+        """How many posts of a platform to hold at once: enough to keep its slots busy."""
+        concurrency = self._settings.platform_concurrency.get(platform, 1)
+        return max(1, min(2 * concurrency, 2 * self._settings.max_concurrency, 1000))
+
+    async def run(self, stop: asyncio.Event | None = None, *, forever: bool = False) -> RunSummary:
+        stop = stop or asyncio.Event()
+        deadline = time.monotonic() + self._settings.run_deadline_seconds
+        self.summary.housekeeping = await self._store.prepare(
+            self._settings.max_publish_delay_hours, sorted(self._adapters))
+        await self._resolve_local_schedules()
+        drained: set[str] = set()
+        drained_at = time.monotonic()
+        try:
+            while True:
+                if stop.is_set():
+                    self.summary.stopped_because = "stop requested"
+                    break
+                if not forever and time.monotonic() >= deadline:
+                    self.summary.stopped_because = "deadline"
+                    break
+                if forever and drained and time.monotonic() - drained_at > IDLE_POLL_SECONDS:
+                    drained.clear()  # look again for newly due posts
+                wanted = self._wanted(drained)
+                if wanted:
+                    await self._claim(wanted, drained)
+                    drained_at = time.monotonic()
+                if not self._tasks and drained >= set(self._adapters) and not forever:
+                    self.summary.stopped_because = "nothing due"
+                    break
+                self._finished.clear()
+                timeout = IDLE_POLL_SECONDS
+                if not forever:
+                    timeout = max(0.0, min(timeout, deadline - time.monotonic()))
+                await _wait_any(self._finished, stop, timeout)
+        finally:
+            await self._drain()
+        return self.summary
+
+    def _wanted(self, drained: set[str]) -> dict[str, int]:
+        wanted = {}
+        for platform in self._adapters:
+            if platform in drained:
+                continue
+            window = self._claim_window(platform)
+            free = window - self._in_flight[platform]
+            if free >= max(1, window // 2):
+                wanted[platform] = free
+        return wanted
+
+    async def _claim(self, wanted: dict[str, int], drained: set[str]) -> None:
+        posts = await self._store.claim(self._worker, wanted, self._settings.lease_seconds)
+        self.summary.claimed += len(posts)
+        got = Counter(post.platform for post in posts)
+        drained.update(p for p, n in wanted.items() if got[p] < n)
+        for post in posts:
+            self._in_flight[post.platform] += 1
+            task = asyncio.create_task(self._publish_and_record(post))
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._finished.set()
+
+    async def _drain(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._recorder.close()
+        self.summary.lost_claims = len(self._recorder.lost)
+        self.summary.unwritten = len(self._recorder.unwritten)
+
+    async def _publish_and_record(self, post: ClaimedPost) -> None:
+        sending = False
+
+        async def begin_sending() -> bool:
+            nonlocal sending
+            sending = await self._marker.begin(post.id, post.attempt)
+            return sending
+
+        try:
+            outcome = await self._publish(post, begin_sending)
+        except Exception as exc:  # an adapter bug must not lose the post
+            log.exception("adapter %s crashed on post %s", post.platform, post.id)
+            reason = f"internal error in the {post.platform} adapter: {type(exc).__name__}"
+            outcome = Outcome.unknown(reason) if sending else Outcome.retry(reason)
+        finally:
+            self._in_flight[post.platform] -= 1
+        self._note_account_state(post, outcome)
+        row = outcome_row(post, outcome, retry_base=self._settings.retry_base_seconds,
+                          retry_max=self._settings.retry_max_seconds)
+        self.summary.count(post.platform, row.status)
+        self._recorder.add(row)
+
+    async def _publish(self, post: ClaimedPost, begin_sending: BeginSending) -> Outcome:
+        adapter = self._adapters.get(post.platform)
+        if adapter is None:
+            return Outcome.failed(f"unknown platform {post.platform!r}")
+        problem = self._account_problem(post)
+        if problem is not None:
+            return problem
+        assert post.account is not None
+        invalid = adapter.validate(post)
+        if invalid is not None:
+            return Outcome.failed(invalid)
+        try:
+            token = self._cipher.decrypt(post.account.access_token_encrypted or "")
+        except TokenError as exc:
+            return Outcome.failed(f"cannot use the account's access token: {exc}")
+        context = PublishContext(client=self._client, access_token=token,
+                                 endpoints=self._settings.endpoints, begin_sending=begin_sending)
+        async with self._limits.slot(post.platform, post.account.id, post.priority):
+            # The account may have been throttled or revoked while this post waited.
+            late_problem = self._account_problem(post)
+            if late_problem is not None:
+                return late_problem
+            return await adapter.publish(post, context)
+
+    def _account_problem(self, post: ClaimedPost) -> Outcome | None:
+        account = post.account
+        if account is None:
+            return Outcome.failed("the post has no connected account (account_id is empty or "
+                                  "the account was deleted)")
+        if account.platform != post.platform:
+            return Outcome.failed(f"the post is for {post.platform} but its account is a "
+                                  f"{account.platform} account")
+        if account.id in self._dead_accounts:
+            return Outcome.failed(f"account needs re-authorization: "
+                                  f"{self._dead_accounts[account.id]}")
+        if account.status != "active":
+            why = f": {account.status_reason}" if account.status_reason else ""
+            return Outcome.failed(f"the account is {account.status}{why}")
+        paused = self._paused_accounts.get(account.id)
+        if paused is not None and paused[0] > time.monotonic():
+            return Outcome.defer(f"account throttled: {paused[1]}", paused[0] - time.monotonic())
+        return None
+
+    def _note_account_state(self, post: ClaimedPost, outcome: Outcome) -> None:
+        """A revoked or throttled account stops the rest of its posts in this run early."""
+        if post.account is None or outcome.reason is None:
+            return
+        if outcome.kind is OutcomeKind.REAUTH:
+            self._dead_accounts[post.account.id] = outcome.reason
+        elif outcome.kind is OutcomeKind.DEFER and outcome.pause_account:
+            until = time.monotonic() + (outcome.retry_after or 0)
+            known = self._paused_accounts.get(post.account.id)
+            if known is None or known[0] < until:
+                self._paused_accounts[post.account.id] = (until, outcome.reason)
+                task = asyncio.create_task(self._store.pause_account(
+                    post.account.id, outcome.retry_after or 0, outcome.reason))
+                self._tasks.add(task)
+                task.add_done_callback(self._task_done)
+
+    async def _resolve_local_schedules(self) -> None:
+        """Posts written as local time + zone get their UTC instant (or a clear error)."""
+        while True:
+            rows = await self._store.list_unresolved_schedules(RESOLVE_BATCH)
+            if not rows:
+                return
+            items = []
+            for row in rows:
+                try:
+                    if row.get("local") is None:
+                        raise ScheduleError("the post has neither scheduled_at nor "
+                                            "scheduled_local")
+                    instant = schedule.resolve(str(row["local"]), row.get("timezone"))
+                    items.append({"id": row["id"], "scheduled_at": instant.isoformat()})
+                except ScheduleError as exc:
+                    items.append({"id": row["id"], "error": str(exc)})
+            await self._store.apply_resolved_schedules(items)
+            if len(rows) < RESOLVE_BATCH:
+                return
+
+
+async def _wait_any(event: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.create_task(event.wait()), asyncio.create_task(stop.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -1,0 +1,97 @@
+"""``python -m publisher.simulator``: serve the simulator until SIGTERM or SIGINT.
+
+Prints one line, ``SIMULATOR_URL=http://HOST:PORT``, once it listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from publisher.simulator.app import PLATFORMS
+from publisher.simulator.server import URL_PREFIX, serve_forever
+from publisher.simulator.state import DEFAULT_FAULTS, FAULT_KINDS, SimConfig, parse_faults
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line flags."""
+    p = argparse.ArgumentParser(
+        prog="python -m publisher.simulator", description="Local social platform simulator."
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    p.add_argument("--latency", type=float, default=0.0, help="seconds per publishing call")
+    p.add_argument("--fault-rate", type=float, default=0.0, help="0..1")
+    p.add_argument(
+        "--faults",
+        default=",".join(DEFAULT_FAULTS),
+        help=f"comma-separated kinds from: {','.join(FAULT_KINDS)}",
+    )
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--hang-seconds", type=float, default=300.0)
+    p.add_argument("--retry-after", type=int, default=2)
+    p.add_argument("--regain-minutes", type=int, default=1)
+    p.add_argument("--account-quota", type=int, default=None)
+    p.add_argument("--platforms", default=",".join(PLATFORMS))
+    p.add_argument("--log-level", default="warning")
+    return p
+
+
+def config_from(args: argparse.Namespace) -> SimConfig:
+    """A :class:`SimConfig` from parsed flags."""
+    return SimConfig(
+        latency=args.latency,
+        fault_rate=args.fault_rate,
+        faults=parse_faults(args.faults),
+        seed=args.seed,
+        hang_seconds=args.hang_seconds,
+        retry_after=args.retry_after,
+        regain_minutes=args.regain_minutes,
+        account_quota=args.account_quota,
+    )
+
+
+def _announce(url: str) -> None:
+    print(f"{URL_PREFIX}{url}", flush=True)
+
+
+def _exit_quietly(sig: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse flags and serve; exit 0 on SIGTERM/SIGINT."""
+    p = parser()
+    args = p.parse_args(argv)
+    platforms = [name.strip() for name in args.platforms.split(",") if name.strip()]
+    unknown = [name for name in platforms if name not in PLATFORMS]
+    if unknown:
+        p.error(f"unknown platforms {unknown}; known: {list(PLATFORMS)}")
+    try:
+        config = config_from(args)
+    except (ValueError, TypeError) as exc:
+        p.error(str(exc))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_quietly)
+    try:
+        asyncio.run(
+            serve_forever(
+                config,
+                host=args.host,
+                port=args.port,
+                on_ready=_announce,
+                platforms=platforms,
+                log_level=args.log_level,
+            )
+        )
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,314 @@
+"""The Facebook Pages adapter: request shapes, the sending gate, validation, transport errors.
+
+The Graph API is mocked with respx from the shapes in shared/platforms.md section 1:
+feed answers {"id": "{page}_{post}"}, photos answer {"id": photo, "post_id": "{page}_{post}"}.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+import respx
+
+from publisher.models import ClaimedPost, Outcome, OutcomeKind
+from publisher.platforms.base import PublishContext
+from publisher.platforms.facebook import MAX_MESSAGE_CHARS, FacebookAdapter
+
+ADAPTER = FacebookAdapter()
+PostFactory = Callable[..., ClaimedPost]
+IMAGES = tuple(f"https://cdn.example.com/img/{n}.jpg" for n in range(1, 4))
+
+
+def form_of(request: httpx.Request) -> dict[str, str]:
+    """The urlencoded form fields of a request (each field once)."""
+    fields = parse_qs(request.content.decode(), keep_blank_values=True, strict_parsing=True)
+    assert all(len(values) == 1 for values in fields.values()), fields
+    return {name: values[0] for name, values in fields.items()}
+
+
+def assert_authorized(request: httpx.Request, token: str) -> None:
+    """The token travels in the Authorization header and nowhere in the URL."""
+    assert request.headers["authorization"] == f"Bearer {token}"
+    assert token not in str(request.url)
+    assert "access_token" not in str(request.url)
+
+
+def assert_no_token(outcome: Outcome, token: str) -> None:
+    """Neither the reason nor the detail of an outcome carries the token."""
+    assert token not in (outcome.reason or "")
+    assert token not in repr(outcome.detail)
+
+
+# --- publishing each post type -------------------------------------------------------------
+
+
+async def test_text_post_goes_to_feed_with_message(
+        graph: respx.MockRouter, context: PublishContext, gate: Any, token: str,
+        page_path: str, make_post: PostFactory) -> None:
+    """A text post is one POST /{v}/{page}/feed with `message` and a Bearer header."""
+    feed = graph.post("/feed").respond(200, json={"id": "104857600123_777"})
+
+    outcome = await ADAPTER.publish(make_post(content="Launch day!"), context)
+
+    assert outcome == Outcome.published("104857600123_777",
+                                        "https://www.facebook.com/104857600123_777")
+    assert feed.call_count == 1
+    request = feed.calls.last.request
+    assert request.url.path == f"{page_path}/feed"
+    assert form_of(request) == {"message": "Launch day!"}
+    assert_authorized(request, token)
+    assert gate.calls == 1
+    assert gate.sent_before == [[]]
+
+
+async def test_link_post_sends_link_with_message(
+        graph: respx.MockRouter, context: PublishContext, token: str,
+        make_post: PostFactory) -> None:
+    """A link post is POST /feed with `message` and `link`."""
+    feed = graph.post("/feed").respond(200, json={"id": "104857600123_778"})
+    post = make_post("link", content="Read this", link_url="https://example.com/article?id=9")
+
+    outcome = await ADAPTER.publish(post, context)
+
+    assert outcome.kind is OutcomeKind.PUBLISHED
+    assert outcome.platform_post_id == "104857600123_778"
+    assert form_of(feed.calls.last.request) == {"message": "Read this",
+                                                "link": "https://example.com/article?id=9"}
+    assert_authorized(feed.calls.last.request, token)
+
+
+async def test_photo_post_uses_photos_edge_and_post_id(
+        graph: respx.MockRouter, context: PublishContext, gate: Any, token: str,
+        make_post: PostFactory) -> None:
+    """A photo post is one published POST /photos; the post id comes from `post_id`."""
+    photos = graph.post("/photos").respond(
+        200, json={"id": "555000111", "post_id": "104857600123_779"})
+    feed = graph.post("/feed")
+    post = make_post("photo", content="Sunset", media_urls=IMAGES[:1])
+
+    outcome = await ADAPTER.publish(post, context)
+
+    assert outcome == Outcome.published("104857600123_779",
+                                        "https://www.facebook.com/104857600123_779")
+    assert photos.call_count == 1
+    assert feed.call_count == 0
+    assert form_of(photos.calls.last.request) == {"url": IMAGES[0], "caption": "Sunset",
+                                                  "published": "true"}
+    assert_authorized(photos.calls.last.request, token)
+    assert gate.calls == 1
+    assert gate.sent_before == [[]]
+
+
+async def test_multi_photo_uploads_unpublished_then_attaches_in_order(
+        graph: respx.MockRouter, context: PublishContext, gate: Any, token: str,
+        page_path: str, make_post: PostFactory) -> None:
+    """Each image is an unpublished upload; /feed attaches their media_fbids in order."""
+    photos = graph.post("/photos").mock(side_effect=[
+        httpx.Response(200, json={"id": f"90{n}"}) for n in range(1, 4)])
+    feed = graph.post("/feed").respond(200, json={"id": "104857600123_780"})
+    post = make_post("photos", content="Album", media_urls=IMAGES)
+
+    outcome = await ADAPTER.publish(post, context)
+
+    assert outcome.kind is OutcomeKind.PUBLISHED
+    assert outcome.platform_post_id == "104857600123_780"
+    uploads = [form_of(call.request) for call in photos.calls]
+    assert uploads == [{"url": url, "published": "false"} for url in IMAGES]
+    form = form_of(feed.calls.last.request)
+    assert form["message"] == "Album"
+    assert json.loads(form["attached_media"]) == [
+        {"media_fbid": "901"}, {"media_fbid": "902"}, {"media_fbid": "903"}]
+    for call in [*photos.calls, *feed.calls]:
+        assert_authorized(call.request, token)
+    # begin_sending came once, after every upload and before the feed call.
+    assert gate.calls == 1
+    assert gate.sent_before == [[f"{page_path}/photos"] * 3]
+
+
+@pytest.mark.parametrize(("post_type", "media", "edge"), [
+    ("text", (), "/feed"),
+    ("link", (), "/feed"),
+    ("photo", IMAGES[:1], "/photos"),
+])
+async def test_lost_claim_sends_nothing(
+        graph: respx.MockRouter, context: PublishContext, gate: Any,
+        make_post: PostFactory, post_type: str, media: tuple[str, ...], edge: str) -> None:
+    """When begin_sending returns False the publishing call is never made: LEASE_LOST."""
+    gate.allow = False
+    route = graph.post(edge).respond(200, json={"id": "1_2", "post_id": "1_2"})
+    post = make_post(post_type, link_url="https://example.com", media_urls=media)
+
+    outcome = await ADAPTER.publish(post, context)
+
+    assert outcome.kind is OutcomeKind.LEASE_LOST
+    assert gate.calls == 1
+    assert route.call_count == 0
+    assert len(graph.calls) == 0
+
+
+async def test_lost_claim_after_uploads_skips_feed(
+        graph: respx.MockRouter, context: PublishContext, gate: Any,
+        make_post: PostFactory) -> None:
+    """A multi-photo post whose claim is lost after its (invisible) uploads is not published."""
+    gate.allow = False
+    photos = graph.post("/photos").respond(200, json={"id": "901"})
+    feed = graph.post("/feed").respond(200, json={"id": "1_2"})
+
+    outcome = await ADAPTER.publish(make_post("photos", media_urls=IMAGES[:2]), context)
+
+    assert outcome.kind is OutcomeKind.LEASE_LOST
+    assert photos.call_count == 2
+    assert feed.call_count == 0
+    assert gate.calls == 1
+
+
+async def test_failed_upload_never_reaches_sending(
+        graph: respx.MockRouter, context: PublishContext, gate: Any,
+        make_post: PostFactory) -> None:
+    """An upload error stops the post before begin_sending and before /feed."""
+    photos = graph.post("/photos").mock(side_effect=[
+        httpx.Response(200, json={"id": "901"}),
+        httpx.Response(400, json={"error": {"message": "Photo too big", "type": "OAuthException",
+                                            "code": 1366046}})])
+    feed = graph.post("/feed")
+
+    outcome = await ADAPTER.publish(make_post("photos", media_urls=IMAGES), context)
+
+    assert outcome.kind is OutcomeKind.FAILED
+    assert "Photo too big" in (outcome.reason or "")
+    assert photos.call_count == 2
+    assert feed.call_count == 0
+    assert gate.calls == 0
+
+
+async def test_empty_caption_photo_sends_empty_caption(
+        graph: respx.MockRouter, context: PublishContext, make_post: PostFactory) -> None:
+    """A photo without text still posts, with an empty caption rather than 'None'."""
+    photos = graph.post("/photos").respond(200, json={"id": "5", "post_id": "1_5"})
+
+    outcome = await ADAPTER.publish(make_post("photo", content=None, media_urls=IMAGES[:1]),
+                                    context)
+
+    assert outcome.kind is OutcomeKind.PUBLISHED
+    assert form_of(photos.calls.last.request)["caption"] == ""
+
+
+# --- validate ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    pytest.param({"post_type": "video", "media_urls": IMAGES[:1]}, "'video'", id="type"),
+    pytest.param({"post_type": "story"}, "text, link, photo, photos", id="type-lists-choices"),
+    pytest.param({"content": ""}, "needs text", id="empty-text"),
+    pytest.param({"content": "  \n\t "}, "needs text", id="blank-text"),
+    pytest.param({"content": None}, "needs text", id="no-text"),
+    pytest.param({"post_type": "link"}, "link_url", id="link-without-url"),
+    pytest.param({"post_type": "link", "link_url": "example.com/x"}, "http(s) link_url",
+                 id="link-without-scheme"),
+    pytest.param({"post_type": "photo"}, "exactly 1 image URL, got 0", id="photo-none"),
+    pytest.param({"post_type": "photo", "media_urls": IMAGES[:2]}, "exactly 1 image URL, got 2",
+                 id="photo-two"),
+    pytest.param({"post_type": "photos", "media_urls": IMAGES[:1]}, "2-10 image URLs, got 1",
+                 id="photos-one"),
+    pytest.param({"post_type": "photos",
+                  "media_urls": tuple(f"https://cdn.example.com/{n}.jpg" for n in range(11))},
+                 "2-10 image URLs, got 11", id="photos-eleven"),
+    pytest.param({"post_type": "photo", "media_urls": ("http://cdn.example.com/a.jpg",)},
+                 "https", id="photo-plain-http"),
+    pytest.param({"post_type": "photos",
+                  "media_urls": (IMAGES[0], "ftp://cdn.example.com/b.jpg")},
+                 "https", id="photos-one-not-https"),
+    pytest.param({"content": "x" * (MAX_MESSAGE_CHARS + 1)}, "63207 characters; the limit is 63206",
+                 id="text-too-long"),
+    pytest.param({"post_type": "photo", "media_urls": IMAGES[:1],
+                  "content": "y" * (MAX_MESSAGE_CHARS + 1)}, "the limit is 63206",
+                 id="caption-too-long"),
+])
+def test_validate_names_the_problem(make_post: PostFactory, overrides: dict[str, Any],
+                                    expected: str) -> None:
+    """Each rule rejects with a reason that names what is wrong."""
+    reason = ADAPTER.validate(make_post(**overrides))
+    assert reason is not None
+    assert expected in reason
+
+
+@pytest.mark.parametrize("overrides", [
+    pytest.param({}, id="text"),
+    pytest.param({"content": "x" * MAX_MESSAGE_CHARS}, id="text-at-limit"),
+    pytest.param({"post_type": "link", "link_url": "https://example.com"}, id="link"),
+    pytest.param({"post_type": "link", "content": "", "link_url": "http://example.com"},
+                 id="link-no-text"),
+    pytest.param({"post_type": "photo", "content": None, "media_urls": IMAGES[:1]}, id="photo"),
+    pytest.param({"post_type": "photos", "media_urls": IMAGES[:2]}, id="photos-2"),
+    pytest.param({"post_type": "photos",
+                  "media_urls": tuple(f"https://cdn.example.com/{n}.jpg" for n in range(10))},
+                 id="photos-10"),
+])
+def test_validate_accepts_valid_posts(make_post: PostFactory, overrides: dict[str, Any]) -> None:
+    """A post that follows every rule validates to None."""
+    assert MAX_MESSAGE_CHARS == 63_206
+    assert ADAPTER.validate(make_post(**overrides)) is None
+
+
+# --- transport errors ----------------------------------------------------------------------
+
+
+async def test_connect_error_on_publish_is_retried(
+        graph: respx.MockRouter, context: PublishContext, token: str,
+        make_post: PostFactory) -> None:
+    """A connection that never opened sent nothing: RETRY."""
+    graph.post("/feed").mock(side_effect=httpx.ConnectError("connection refused"))
+
+    outcome = await ADAPTER.publish(make_post(), context)
+
+    assert outcome.kind is OutcomeKind.RETRY
+    assert "nothing was sent" in (outcome.reason or "")
+    assert_no_token(outcome, token)
+
+
+@pytest.mark.parametrize("error", [httpx.ReadTimeout, httpx.RemoteProtocolError])
+async def test_no_answer_to_publishing_call_is_unknown(
+        graph: respx.MockRouter, context: PublishContext, token: str, make_post: PostFactory,
+        error: type[httpx.TransportError]) -> None:
+    """Sent but unanswered on the publishing call may be live: UNKNOWN, never RETRY."""
+    graph.post("/feed").mock(side_effect=error("gone"))
+
+    outcome = await ADAPTER.publish(make_post(), context)
+
+    assert outcome.kind is OutcomeKind.UNKNOWN
+    assert error.__name__ in (outcome.reason or "")
+    assert_no_token(outcome, token)
+
+
+@pytest.mark.parametrize("error", [httpx.ReadTimeout, httpx.RemoteProtocolError])
+async def test_no_answer_to_single_photo_is_unknown(
+        graph: respx.MockRouter, context: PublishContext, make_post: PostFactory,
+        error: type[httpx.TransportError]) -> None:
+    """The published /photos call is the irreversible one for a photo post: UNKNOWN."""
+    graph.post("/photos").mock(side_effect=error("gone"))
+
+    outcome = await ADAPTER.publish(make_post("photo", media_urls=IMAGES[:1]), context)
+
+    assert outcome.kind is OutcomeKind.UNKNOWN
+
+
+@pytest.mark.parametrize("error", [httpx.ReadTimeout, httpx.ConnectError,
+                                   httpx.RemoteProtocolError])
+async def test_transport_error_on_upload_is_retried(
+        graph: respx.MockRouter, context: PublishContext, gate: Any, token: str,
+        make_post: PostFactory, error: type[httpx.TransportError]) -> None:
+    """An unpublished upload is invisible, so any transport error there is RETRY."""
+    graph.post("/photos").mock(side_effect=error("gone"))
+    feed = graph.post("/feed")
+
+    outcome = await ADAPTER.publish(make_post("photos", media_urls=IMAGES[:2]), context)
+
+    assert outcome.kind is OutcomeKind.RETRY
+    assert feed.call_count == 0
+    assert gate.calls == 0
+    assert_no_token(outcome, token)
