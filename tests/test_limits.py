@@ -254,8 +254,6 @@ async def test_busy_account_limiter_is_kept_until_idle() -> None:
     assert limits._accounts == {}
 
 
-@pytest.mark.xfail(strict=True, reason="limits.py: account limiter is only dropped on a "
-                   "clean exit of the slot; an exception or cancellation leaks it")
 async def test_account_limiter_removed_after_failing_body() -> None:
     """A slot whose body raises still drops its idle account limiter."""
     limits = Limits(total=4, per_platform={"facebook": 2}, per_account=1)

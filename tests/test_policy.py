@@ -24,6 +24,7 @@ def make_post(attempt: int = 1, max_attempts: int = 5, *, account: bool = True) 
 
 
 def row_for(outcome: Outcome, post: ClaimedPost | None = None) -> Any:
+    """outcome_row with the test's retry base and cap."""
     return outcome_row(post or make_post(), outcome, retry_base=BASE, retry_max=CAP)
 
 

@@ -82,12 +82,12 @@ async def run_demo(settings: Settings, *, posts: int, accounts: int, latency: fl
                 summary = await publisher.run()
                 progress.cancel()
                 await finish_run(store, summary)
-            sim = await _simulator_stats(simulator_url, demo_settings)
+            sim_stats = await _simulator_stats(simulator_url, demo_settings)
             counts = await store.status()
         finally:
             await store.close()
-    _print_report(summary.as_dict(), counts, sim, time.monotonic() - started)
-    return 0 if sim.get("duplicates", 0) == 0 else 1
+    _print_report(summary.as_dict(), counts, sim_stats, time.monotonic() - started)
+    return 0 if sim_stats.get("duplicates", 0) == 0 else 1
 
 
 async def _progress(publisher: Publisher, total: int) -> None:

@@ -68,11 +68,13 @@ class Limits:
         if platform in self.platforms:
             limiters.append(self.platforms[platform])
         limiters.append(self.total)
-        async with AsyncExitStack() as stack:
-            for limiter in limiters:
-                await limiter.acquire(priority)
-                stack.callback(limiter.release)
-            yield
-        if account is not None and self._accounts.get(account, None) is not None \
-                and self._accounts[account].idle:
-            del self._accounts[account]  # keep memory flat across many accounts
+        try:
+            async with AsyncExitStack() as stack:
+                for limiter in limiters:
+                    await limiter.acquire(priority)
+                    stack.callback(limiter.release)
+                yield
+        finally:
+            if account is not None and account in self._accounts \
+                    and self._accounts[account].idle:
+                del self._accounts[account]  # keep memory flat across many accounts

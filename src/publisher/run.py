@@ -17,7 +17,7 @@ from publisher.crypto import TokenCipher
 from publisher.errors import ScheduleError, TokenError
 from publisher.limits import Limits
 from publisher.models import ClaimedPost, Outcome, OutcomeKind
-from publisher.platforms.base import PlatformAdapter, PublishContext
+from publisher.platforms.base import PlatformAdapter, PublishContext, publish_masked
 from publisher.policy import outcome_row
 from publisher.settings import Settings
 from publisher.store import Store
@@ -170,7 +170,7 @@ class Publisher:
             late_problem = self._account_problem(post)
             if late_problem is not None:
                 return late_problem
-            return await adapter.publish(post, context)
+            return await publish_masked(adapter, post, context)
 
     def _account_problem(self, post: ClaimedPost) -> Outcome | None:
         account = post.account

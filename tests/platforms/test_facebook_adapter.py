@@ -17,6 +17,7 @@ import respx
 
 from publisher.models import ClaimedPost, Outcome, OutcomeKind
 from publisher.platforms.base import PublishContext
+from publisher.platforms.base import publish_masked
 from publisher.platforms.facebook import MAX_MESSAGE_CHARS, FacebookAdapter
 
 ADAPTER = FacebookAdapter()
@@ -53,7 +54,7 @@ async def test_text_post_goes_to_feed_with_message(
     """A text post is one POST /{v}/{page}/feed with `message` and a Bearer header."""
     feed = graph.post("/feed").respond(200, json={"id": "104857600123_777"})
 
-    outcome = await ADAPTER.publish(make_post(content="Launch day!"), context)
+    outcome = await publish_masked(ADAPTER, make_post(content="Launch day!"), context)
 
     assert outcome == Outcome.published("104857600123_777",
                                         "https://www.facebook.com/104857600123_777")
@@ -73,7 +74,7 @@ async def test_link_post_sends_link_with_message(
     feed = graph.post("/feed").respond(200, json={"id": "104857600123_778"})
     post = make_post("link", content="Read this", link_url="https://example.com/article?id=9")
 
-    outcome = await ADAPTER.publish(post, context)
+    outcome = await publish_masked(ADAPTER, post, context)
 
     assert outcome.kind is OutcomeKind.PUBLISHED
     assert outcome.platform_post_id == "104857600123_778"
@@ -91,7 +92,7 @@ async def test_photo_post_uses_photos_edge_and_post_id(
     feed = graph.post("/feed")
     post = make_post("photo", content="Sunset", media_urls=IMAGES[:1])
 
-    outcome = await ADAPTER.publish(post, context)
+    outcome = await publish_masked(ADAPTER, post, context)
 
     assert outcome == Outcome.published("104857600123_779",
                                         "https://www.facebook.com/104857600123_779")
@@ -113,7 +114,7 @@ async def test_multi_photo_uploads_unpublished_then_attaches_in_order(
     feed = graph.post("/feed").respond(200, json={"id": "104857600123_780"})
     post = make_post("photos", content="Album", media_urls=IMAGES)
 
-    outcome = await ADAPTER.publish(post, context)
+    outcome = await publish_masked(ADAPTER, post, context)
 
     assert outcome.kind is OutcomeKind.PUBLISHED
     assert outcome.platform_post_id == "104857600123_780"
@@ -143,7 +144,7 @@ async def test_lost_claim_sends_nothing(
     route = graph.post(edge).respond(200, json={"id": "1_2", "post_id": "1_2"})
     post = make_post(post_type, link_url="https://example.com", media_urls=media)
 
-    outcome = await ADAPTER.publish(post, context)
+    outcome = await publish_masked(ADAPTER, post, context)
 
     assert outcome.kind is OutcomeKind.LEASE_LOST
     assert gate.calls == 1
@@ -159,7 +160,7 @@ async def test_lost_claim_after_uploads_skips_feed(
     photos = graph.post("/photos").respond(200, json={"id": "901"})
     feed = graph.post("/feed").respond(200, json={"id": "1_2"})
 
-    outcome = await ADAPTER.publish(make_post("photos", media_urls=IMAGES[:2]), context)
+    outcome = await publish_masked(ADAPTER, make_post("photos", media_urls=IMAGES[:2]), context)
 
     assert outcome.kind is OutcomeKind.LEASE_LOST
     assert photos.call_count == 2
@@ -177,7 +178,7 @@ async def test_failed_upload_never_reaches_sending(
                                             "code": 1366046}})])
     feed = graph.post("/feed")
 
-    outcome = await ADAPTER.publish(make_post("photos", media_urls=IMAGES), context)
+    outcome = await publish_masked(ADAPTER, make_post("photos", media_urls=IMAGES), context)
 
     assert outcome.kind is OutcomeKind.FAILED
     assert "Photo too big" in (outcome.reason or "")
@@ -191,7 +192,7 @@ async def test_empty_caption_photo_sends_empty_caption(
     """A photo without text still posts, with an empty caption rather than 'None'."""
     photos = graph.post("/photos").respond(200, json={"id": "5", "post_id": "1_5"})
 
-    outcome = await ADAPTER.publish(make_post("photo", content=None, media_urls=IMAGES[:1]),
+    outcome = await publish_masked(ADAPTER, make_post("photo", content=None, media_urls=IMAGES[:1]),
                                     context)
 
     assert outcome.kind is OutcomeKind.PUBLISHED
@@ -264,7 +265,7 @@ async def test_connect_error_on_publish_is_retried(
     """A connection that never opened sent nothing: RETRY."""
     graph.post("/feed").mock(side_effect=httpx.ConnectError("connection refused"))
 
-    outcome = await ADAPTER.publish(make_post(), context)
+    outcome = await publish_masked(ADAPTER, make_post(), context)
 
     assert outcome.kind is OutcomeKind.RETRY
     assert "nothing was sent" in (outcome.reason or "")
@@ -278,7 +279,7 @@ async def test_no_answer_to_publishing_call_is_unknown(
     """Sent but unanswered on the publishing call may be live: UNKNOWN, never RETRY."""
     graph.post("/feed").mock(side_effect=error("gone"))
 
-    outcome = await ADAPTER.publish(make_post(), context)
+    outcome = await publish_masked(ADAPTER, make_post(), context)
 
     assert outcome.kind is OutcomeKind.UNKNOWN
     assert error.__name__ in (outcome.reason or "")
@@ -292,7 +293,7 @@ async def test_no_answer_to_single_photo_is_unknown(
     """The published /photos call is the irreversible one for a photo post: UNKNOWN."""
     graph.post("/photos").mock(side_effect=error("gone"))
 
-    outcome = await ADAPTER.publish(make_post("photo", media_urls=IMAGES[:1]), context)
+    outcome = await publish_masked(ADAPTER, make_post("photo", media_urls=IMAGES[:1]), context)
 
     assert outcome.kind is OutcomeKind.UNKNOWN
 
@@ -306,7 +307,7 @@ async def test_transport_error_on_upload_is_retried(
     graph.post("/photos").mock(side_effect=error("gone"))
     feed = graph.post("/feed")
 
-    outcome = await ADAPTER.publish(make_post("photos", media_urls=IMAGES[:2]), context)
+    outcome = await publish_masked(ADAPTER, make_post("photos", media_urls=IMAGES[:2]), context)
 
     assert outcome.kind is OutcomeKind.RETRY
     assert feed.call_count == 0

@@ -18,6 +18,7 @@ import respx
 
 from publisher.models import ClaimedPost, Outcome, OutcomeKind
 from publisher.platforms.base import PublishContext
+from publisher.platforms.base import publish_masked
 from publisher.platforms.facebook import FacebookAdapter
 from publisher.platforms.meta_errors import DEFAULT_THROTTLE_SECONDS, POLICY_BLOCK_SECONDS
 
@@ -205,7 +206,7 @@ async def test_publishing_call_error(
     """An answer to the publishing call (/feed) comes to the table's outcome."""
     feed = graph.post("/feed").mock(return_value=case.response(token))
 
-    outcome = await ADAPTER.publish(make_post(), context)
+    outcome = await publish_masked(ADAPTER, make_post(), context)
 
     assert feed.call_count == 1
     assert gate.calls == 1
@@ -220,7 +221,7 @@ async def test_preparation_upload_error(
     photos = graph.post("/photos").mock(return_value=case.response(token))
     feed = graph.post("/feed")
 
-    outcome = await ADAPTER.publish(make_post("photos", media_urls=IMAGES), context)
+    outcome = await publish_masked(ADAPTER, make_post("photos", media_urls=IMAGES), context)
 
     assert photos.call_count == 1
     assert feed.call_count == 0
@@ -247,7 +248,7 @@ async def test_throttle_wait_sources(
                 OutcomeKind.DEFER, headers=headers, wait=wait)
     graph.post("/feed").mock(return_value=case.response(token))
 
-    outcome = await ADAPTER.publish(make_post(), context)
+    outcome = await publish_masked(ADAPTER, make_post(), context)
 
     assert_outcome(outcome, case, token)
 
@@ -257,6 +258,6 @@ async def test_single_photo_502_is_unknown(
     """For a photo post the published /photos call is the irreversible one: 502 is UNKNOWN."""
     graph.post("/photos").respond(502, content=HTML_502)
 
-    outcome = await ADAPTER.publish(make_post("photo", media_urls=IMAGES[:1]), context)
+    outcome = await publish_masked(ADAPTER, make_post("photo", media_urls=IMAGES[:1]), context)
 
     assert outcome.kind is OutcomeKind.UNKNOWN

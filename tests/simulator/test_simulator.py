@@ -161,7 +161,10 @@ async def test_attached_media_makes_one_multi_photo_post(client: httpx.AsyncClie
 
 async def test_attached_media_as_json_list_and_indexed_form(client: httpx.AsyncClient) -> None:
     """attached_media as a JSON list in a JSON body, and as attached_media[i] form fields."""
-    a, b = (await unpublished(client, "https://img/a.jpg"), await unpublished(client, "https://img/b.jpg"))
+    a, b = (
+        await unpublished(client, "https://img/a.jpg"),
+        await unpublished(client, "https://img/b.jpg"),
+    )
     response = await client.post(
         f"{V}/{PAGE}/feed", json={"message": "j", "attached_media": [{"media_fbid": a}]}
     )
@@ -392,7 +395,7 @@ async def test_latency_applies_to_publishing_only(client: httpx.AsyncClient) -> 
     await configure(client, latency=0.2)
     started = time.perf_counter()
     await client.post(f"{V}/{PAGE}/feed", data={"message": "slow"})
-    assert time.perf_counter() - started >= 0.18
+    assert time.perf_counter() - started >= 0.17  # 0.2 s less 10 % jitter
     started = time.perf_counter()
     await client.get(f"{V}/{PAGE}/feed")
     assert time.perf_counter() - started < 0.15

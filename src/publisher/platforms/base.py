@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 import httpx
 
@@ -36,3 +36,23 @@ class PlatformAdapter(Protocol):
     async def publish(self, post: ClaimedPost, context: PublishContext) -> Outcome:
         """Publishes the post and reports what happened; never raises for platform errors."""
         ...
+
+
+async def publish_masked(adapter: PlatformAdapter, post: ClaimedPost,
+                         context: PublishContext) -> Outcome:
+    """Publishes through the adapter and masks the token in what comes back: platforms echo
+    it in some errors ("Malformed access token EAA..."), and a token must never reach a
+    stored error or a log."""
+    outcome = await adapter.publish(post, context)
+    secret = context.access_token
+    if not secret:
+        return outcome
+
+    def mask(value: Any) -> Any:
+        return value.replace(secret, "***") if isinstance(value, str) else value
+
+    if secret not in (outcome.reason or "") and not any(
+            isinstance(v, str) and secret in v for v in outcome.detail.values()):
+        return outcome
+    return replace(outcome, reason=mask(outcome.reason),
+                   detail={k: mask(v) for k, v in outcome.detail.items()})

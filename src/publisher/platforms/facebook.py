@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
@@ -43,10 +42,6 @@ class FacebookAdapter:
         return None
 
     async def publish(self, post: ClaimedPost, context: PublishContext) -> Outcome:
-        outcome = await self._publish(post, context)
-        return _without_secret(outcome, context.access_token)
-
-    async def _publish(self, post: ClaimedPost, context: PublishContext) -> Outcome:
         assert post.account is not None
         page = post.account.external_id
         base = f"{context.endpoints.facebook}/{context.endpoints.facebook_api_version}/{page}"
@@ -112,19 +107,3 @@ def _error_or_nonsense(response: httpx.Response, *, irreversible: bool) -> Outco
         return Outcome.unknown(reason, **detail) if irreversible else Outcome.retry(reason,
                                                                                     **detail)
     return classify_meta_error(response, irreversible=irreversible)
-
-
-def _without_secret(outcome: Outcome, secret: str) -> Outcome:
-    """The outcome with the token masked: Meta echoes it back in some errors ("Malformed
-    access token EAA..."), and a token must never reach a stored error or a log."""
-    if not secret:
-        return outcome
-
-    def scrub(value: Any) -> Any:
-        return value.replace(secret, "***") if isinstance(value, str) else value
-
-    if secret not in (outcome.reason or "") and not any(
-            isinstance(v, str) and secret in v for v in outcome.detail.values()):
-        return outcome
-    return dataclasses.replace(outcome, reason=scrub(outcome.reason),
-                               detail={k: scrub(v) for k, v in outcome.detail.items()})

@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from publisher.simulator.base import (
-    JSON_TYPE,
     Abort,
     Hang,
     Outcome,
@@ -245,4 +244,4 @@ def _request(scope: Scope, body: bytes) -> tuple[Request, bool]:
     return request, ok
 
 
-__all__ = ["JSON_TYPE", "PLATFORMS", "QuietDrops", "SimulatorApp", "parse_params"]
+__all__ = ["PLATFORMS", "QuietDrops", "SimulatorApp", "parse_params"]

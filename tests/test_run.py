@@ -1,0 +1,208 @@
+"""A whole run against real Postgres and the platform simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from publisher.app import run_once
+from publisher.crypto import TokenCipher, generate_key, parse_key
+from publisher.seeding import SeedPlan, seed
+from publisher.settings import PlatformEndpoints, Settings
+from publisher.simulator.server import SimulatorProcess, run_in_process
+from publisher.simulator.state import SimConfig
+from helpers import insert_account, insert_posts, sql
+
+KEY = generate_key()
+CIPHER = TokenCipher(parse_key(KEY))
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[str]:
+    async with run_in_process(SimConfig(latency=0.0, seed=1)) as url:
+        yield url
+
+
+def settings_for(database_url: str, simulator_url: str, **changes: Any) -> Settings:
+    base = Settings(database_url=database_url, simulator_url=simulator_url, encryption_key=KEY,
+                    run_deadline_seconds=60, max_concurrency=32,
+                    endpoints=PlatformEndpoints(facebook=simulator_url, instagram=simulator_url,
+                                                linkedin=simulator_url,
+                                                youtube_upload=simulator_url,
+                                                google_oauth=simulator_url))
+    return replace(base, **changes)
+
+
+async def sim_posts(url: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient() as client:
+        posts: list[dict[str, Any]] = (await client.get(f"{url}/_sim/posts")).json()
+        return posts
+
+
+async def sim_stats(url: str) -> dict[str, Any]:
+    async with httpx.AsyncClient() as client:
+        stats: dict[str, Any] = (await client.get(f"{url}/_sim/stats")).json()
+        return stats
+
+
+async def test_whole_run_publishes_every_post_once(database_url: str, db: asyncpg.Connection,
+                                                   simulator: str) -> None:
+    """Every seeded post is accepted once by the simulator and its row says so."""
+    await seed(db, SeedPlan(posts=300, accounts=30, platforms=["facebook"]), CIPHER,
+               rng=random.Random(3))
+    summary = await run_once(settings_for(database_url, simulator))
+
+    accepted = await sim_posts(simulator)
+    assert len(accepted) == 300
+    assert (await sim_stats(simulator))["duplicates"] == 0
+    rows = await db.fetch("select status, platform_post_id, platform_url, attempts "
+                          "from created_content")
+    assert {r["status"] for r in rows} == {"published"}
+    sim_ids = {p["post_id"] for p in accepted}
+    assert {r["platform_post_id"] for r in rows} == sim_ids
+    assert all(r["platform_url"].endswith(r["platform_post_id"]) for r in rows)
+    assert await db.fetchval("select count(*) from publish_attempts where applied "
+                             "and outcome = 'published'") == 300
+    run = await db.fetchrow("select summary from publisher_runs")
+    assert json.loads(run["summary"])["by_status"] == {"published": 300}
+    assert summary.claimed == 300 and summary.stopped_because == "nothing due"
+
+
+async def test_second_run_publishes_nothing_again(database_url: str, db: asyncpg.Connection,
+                                                  simulator: str) -> None:
+    """A run after everything went out claims nothing and posts nothing."""
+    await seed(db, SeedPlan(posts=40, accounts=5, platforms=["facebook"]), CIPHER)
+    await run_once(settings_for(database_url, simulator))
+    again = await run_once(settings_for(database_url, simulator))
+    assert again.claimed == 0
+    assert len(await sim_posts(simulator)) == 40
+
+
+async def test_concurrent_runs_never_publish_twice(database_url: str, db: asyncpg.Connection,
+                                                   simulator: str) -> None:
+    """Three runs at once share the posts: each goes out exactly once."""
+    await seed(db, SeedPlan(posts=400, accounts=40, platforms=["facebook"]), CIPHER)
+    summaries = await asyncio.gather(*(
+        run_once(settings_for(database_url, simulator, worker_id=f"w{i}")) for i in range(3)))
+    assert sum(s.claimed for s in summaries) == 400
+    assert len(await sim_posts(simulator)) == 400
+    assert (await sim_stats(simulator))["duplicates"] == 0
+    assert await db.fetchval("select count(*) from created_content "
+                             "where status = 'published'") == 400
+
+
+async def test_expiry_boundary_in_a_run(database_url: str, db: asyncpg.Connection,
+                                        simulator: str) -> None:
+    """24 h + 1 s late is expired; 23 h 59 m late is still published."""
+    account = await insert_account(db, external_id="page-exp",
+                                   access_token_encrypted=CIPHER.encrypt("tok"))
+    [late] = await insert_posts(db, 1, account_id=account, content="too late",
+                                scheduled_at=sql("now() - interval '24 hours 1 second'"))
+    [ok] = await insert_posts(db, 1, account_id=account, content="just in time",
+                              scheduled_at=sql("now() - interval '23 hours 59 minutes'"))
+    await run_once(settings_for(database_url, simulator))
+    statuses = dict(await db.fetch("select id, status from created_content"))
+    assert statuses == {late: "expired", ok: "published"}
+    reason = await db.fetchval("select last_error from created_content where id = $1", late)
+    assert "24" in reason and "expired" in reason
+
+
+async def test_bad_posts_fail_with_reasons_and_the_rest_goes_on(
+        database_url: str, db: asyncpg.Connection, simulator: str) -> None:
+    """Each malformed post fails with its own reason; the good ones are published."""
+    good = await insert_account(db, external_id="page-good",
+                                access_token_encrypted=CIPHER.encrypt("tok"))
+    garbled = await insert_account(db, external_id="page-garbled",
+                                   access_token_encrypted="v1:deadbeef:bm9wZQ==")
+    linkedin = await insert_account(db, platform="linkedin", external_id="urn:li:person:1",
+                                    access_token_encrypted=CIPHER.encrypt("tok"))
+    cases = {
+        "cannot use the account's access token": await insert_posts(
+            db, 1, account_id=garbled, content="garbled token"),
+        "no connected account": await insert_posts(db, 1, content="orphan"),
+        "its account is a linkedin account": await insert_posts(
+            db, 1, account_id=linkedin, content="wrong account"),
+        "needs text": await insert_posts(db, 1, account_id=good, content=""),
+        "unknown platform 'tiktok'": await insert_posts(db, 1, platform="tiktok",
+                                                        account_id=good, content="x"),
+        "unknown time zone 'Mars/Olympus'": await insert_posts(
+            db, 1, account_id=good, content="tz", scheduled_at=None,
+            scheduled_local=sql("now()::timestamp"), scheduled_timezone="Mars/Olympus"),
+        "exactly 1 image": await insert_posts(db, 1, account_id=good, content="p",
+                                              post_type="photo"),
+    }
+    fine = await insert_posts(db, 5, account_id=good, content=sql("'fine ' || random()"))
+    await run_once(settings_for(database_url, simulator))
+    for expected, [post_id] in cases.items():
+        row = await db.fetchrow("select status, last_error, god_mode_metadata "
+                                "from created_content where id = $1", post_id)
+        assert row["status"] == "failed", (expected, dict(row))
+        assert expected in row["last_error"], (expected, row["last_error"])
+        assert expected in json.loads(row["god_mode_metadata"])["publish_error"] or \
+            row["last_error"].startswith("unknown platform")
+    statuses = await db.fetch("select status from created_content where id = any($1)", fine)
+    assert [r["status"] for r in statuses] == ["published"] * 5
+
+
+async def test_revoked_token_fails_the_accounts_posts_fast(
+        database_url: str, db: asyncpg.Connection, simulator: str) -> None:
+    """A revoked token marks the account needs_reauth; its other posts don't each call."""
+    account = await insert_account(db, external_id="page-revoked",
+                                   access_token_encrypted=CIPHER.encrypt("revoked-token"))
+    await insert_posts(db, 10, account_id=account, content=sql("'r ' || random()"))
+    await run_once(settings_for(database_url, simulator, account_concurrency=1))
+    assert await db.fetchval("select status from social_accounts where id = $1",
+                             account) == "needs_reauth"
+    rows = await db.fetch("select status, last_error from created_content")
+    assert {r["status"] for r in rows} == {"failed"}
+    assert all("re-authorization" in r["last_error"] for r in rows)
+    calls = await db.fetchval("select count(*) from publish_attempts where outcome = 'reauth'")
+    assert calls == 1  # one call found the token dead; the other nine failed without calling
+
+
+async def test_cli_run_and_dry_run(database_url: str, db: asyncpg.Connection) -> None:
+    """`python -m publisher run` in a subprocess publishes and logs one summary line."""
+    await seed(db, SeedPlan(posts=20, accounts=4, platforms=["facebook"]), CIPHER)
+    async with SimulatorProcess(SimConfig(latency=0.0)) as sim:
+        env = {**os.environ, "DATABASE_URL": database_url, "SIMULATOR_URL": sim.url,
+               "ENCRYPTION_KEY": KEY}
+        dry = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "publisher", "run",
+                                                       "--dry-run"],
+                                      env=env, capture_output=True, text=True, timeout=60)
+        assert dry.returncode == 0, dry.stderr
+        assert len(dry.stdout.splitlines()) == 20
+        assert await db.fetchval("select count(*) from created_content "
+                                 "where status = 'scheduled'") == 20
+        done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "publisher", "run"],
+                                       env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+        summary = next(line for line in lines if line.get("event") == "run_summary")
+        assert summary["by_status"] == {"published": 20}
+        assert len(await sim_posts(sim.url)) == 20
+        assert KEY not in done.stderr and "demo-access-token" not in done.stderr
+
+
+async def test_cli_bad_setting_exits_2_and_claims_nothing(database_url: str,
+                                                          db: asyncpg.Connection) -> None:
+    """A bad setting names the variable, exits 2, and leaves the posts alone."""
+    await seed(db, SeedPlan(posts=3, accounts=1, platforms=["facebook"]), CIPHER)
+    env = {**os.environ, "DATABASE_URL": database_url, "ENCRYPTION_KEY": KEY,
+           "FACEBOOK_CONCURRENCY": "lots"}
+    done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "publisher", "run"],
+                                   env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "FACEBOOK_CONCURRENCY" in done.stderr
+    assert await db.fetchval("select count(*) from created_content "
+                             "where status = 'scheduled'") == 3
