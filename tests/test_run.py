@@ -16,13 +16,13 @@ import asyncpg
 import httpx
 import pytest
 
+from helpers import insert_account, insert_posts, sql
 from publisher.app import run_once
 from publisher.crypto import TokenCipher, generate_key, parse_key
 from publisher.seeding import SeedPlan, seed
 from publisher.settings import PlatformEndpoints, Settings
 from publisher.simulator.server import SimulatorProcess, run_in_process
 from publisher.simulator.state import SimConfig
-from helpers import insert_account, insert_posts, sql
 
 KEY = generate_key()
 CIPHER = TokenCipher(parse_key(KEY))
@@ -76,7 +76,8 @@ async def test_whole_run_publishes_every_post_once(database_url: str, db: asyncp
                              "and outcome = 'published'") == 300
     run = await db.fetchrow("select summary from publisher_runs")
     assert json.loads(run["summary"])["by_status"] == {"published": 300}
-    assert summary.claimed == 300 and summary.stopped_because == "nothing due"
+    assert summary.claimed == 300
+    assert summary.stopped_because == "nothing due"
 
 
 async def test_second_run_publishes_nothing_again(database_url: str, db: asyncpg.Connection,
@@ -115,7 +116,8 @@ async def test_expiry_boundary_in_a_run(database_url: str, db: asyncpg.Connectio
     statuses = dict(await db.fetch("select id, status from created_content"))
     assert statuses == {late: "expired", ok: "published"}
     reason = await db.fetchval("select last_error from created_content where id = $1", late)
-    assert "24" in reason and "expired" in reason
+    assert "24" in reason
+    assert "expired" in reason
 
 
 async def test_bad_posts_fail_with_reasons_and_the_rest_goes_on(
@@ -191,7 +193,8 @@ async def test_cli_run_and_dry_run(database_url: str, db: asyncpg.Connection) ->
         summary = next(line for line in lines if line.get("event") == "run_summary")
         assert summary["by_status"] == {"published": 20}
         assert len(await sim_posts(sim.url)) == 20
-        assert KEY not in done.stderr and "demo-access-token" not in done.stderr
+        assert KEY not in done.stderr
+        assert "demo-access-token" not in done.stderr
 
 
 async def test_cli_bad_setting_exits_2_and_claims_nothing(database_url: str,

@@ -16,8 +16,7 @@ import pytest
 import respx
 
 from publisher.models import ClaimedPost, Outcome, OutcomeKind
-from publisher.platforms.base import PublishContext
-from publisher.platforms.base import publish_masked
+from publisher.platforms.base import PublishContext, publish_masked
 from publisher.platforms.facebook import MAX_MESSAGE_CHARS, FacebookAdapter
 
 ADAPTER = FacebookAdapter()

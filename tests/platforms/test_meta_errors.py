@@ -17,8 +17,7 @@ import pytest
 import respx
 
 from publisher.models import ClaimedPost, Outcome, OutcomeKind
-from publisher.platforms.base import PublishContext
-from publisher.platforms.base import publish_masked
+from publisher.platforms.base import PublishContext, publish_masked
 from publisher.platforms.facebook import FacebookAdapter
 from publisher.platforms.meta_errors import DEFAULT_THROTTLE_SECONDS, POLICY_BLOCK_SECONDS
 
