@@ -8,7 +8,7 @@ migrations are applied once, to a template database; each test gets its own
     pg_server        session: the server's maintenance URL (connect here to create databases)
     template_db      session: the name of the migrated template database
     admin_db         session: asyncpg connection to the maintenance database
-    make_database    session: async factory, fresh migrated database -> its URL
+    make_database    session: async factory, one more migrated (or empty) database -> URL
     database_url     per test: URL of a fresh migrated database (dropped afterwards)
     db               per test: an asyncpg connection to it, for seeding and assertions
     store            per test: publisher.store.Store over PostgresTransport on it
@@ -54,7 +54,7 @@ def pg_server() -> Iterator[str]:
     pgdata = os.path.join(folder, "pg")
     server = pgserver.get_server(pgdata, cleanup_mode="delete")
     try:
-        yield f"postgresql://postgres@/postgres?host={quote(pgdata)}"
+        yield server.get_uri("postgres")  # unix socket; pgserver picks its directory
     finally:
         server.cleanup()
         shutil.rmtree(folder, ignore_errors=True)
@@ -82,21 +82,23 @@ async def template_db(pg_server: str, admin_db: asyncpg.Connection) -> AsyncIter
         await admin_db.execute(f'drop database if exists "{name}" with (force)')
 
 
-async def _clone(admin_db: asyncpg.Connection, template: str) -> str:
+async def _create(admin_db: asyncpg.Connection, template: str | None) -> str:
     name = f"publisher_t_{_SESSION}_{next(_counter)}"
-    await admin_db.execute(f'create database "{name}" template "{template}"')
+    source = f' template "{template}"' if template else ""
+    await admin_db.execute(f'create database "{name}"{source}')
     return name
 
 
 @pytest.fixture(scope="session")
 async def make_database(
     pg_server: str, admin_db: asyncpg.Connection, template_db: str
-) -> AsyncIterator[Callable[[], Awaitable[str]]]:
-    """Session: factory creating one more fresh migrated database; returns its URL."""
+) -> AsyncIterator[Callable[..., Awaitable[str]]]:
+    """Session: factory `await make_database(empty=False)` -> URL of one more database,
+    migrated (a template clone) or empty; all are dropped at the end of the session."""
     created: list[str] = []
 
-    async def make() -> str:
-        name = await _clone(admin_db, template_db)
+    async def make(*, empty: bool = False) -> str:
+        name = await _create(admin_db, None if empty else template_db)
         created.append(name)
         return url_for(pg_server, name)
 
@@ -112,7 +114,7 @@ async def database_url(
     pg_server: str, admin_db: asyncpg.Connection, template_db: str
 ) -> AsyncIterator[str]:
     """URL of a fresh database with the migrations applied, dropped after the test."""
-    name = await _clone(admin_db, template_db)
+    name = await _create(admin_db, template_db)
     try:
         yield url_for(pg_server, name)
     finally:

@@ -79,8 +79,8 @@ async def insert_account(db: asyncpg.Connection, *, platform: str = "facebook",
 async def insert_posts(db: asyncpg.Connection, count: int, *, platform: str = "facebook",
                        account_id: str | None = None, scheduled_at: Any = DUE,
                        **columns: Any) -> list[int]:
-    """Inserts `count` identical posts in one statement (due a minute ago unless told);
-    returns their ids in insertion order."""
+    """Inserts `count` identical posts in one statement, due a minute ago unless told;
+    returns their ids, ascending."""
     values: dict[str, Any] = {"platform": platform, "scheduled_at": scheduled_at,
                               "content": "hello", **columns}
     if account_id is not None:

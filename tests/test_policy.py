@@ -157,7 +157,16 @@ def test_every_kind_has_a_row() -> None:
         OutcomeKind.PUBLISHED: "published", OutcomeKind.RETRY: "retrying",
         OutcomeKind.DEFER: "scheduled", OutcomeKind.REAUTH: "failed",
         OutcomeKind.FAILED: "failed", OutcomeKind.UNKNOWN: "needs_review",
-        OutcomeKind.LEASE_LOST: "scheduled"}
+        OutcomeKind.LEASE_LOST: "scheduled", OutcomeKind.PENDING: "scheduled"}
+
+
+def test_pending_waits_without_using_an_attempt_and_keeps_its_state() -> None:
+    """PENDING goes back to scheduled after the wait, refunds the attempt, keeps state."""
+    row = row_for(Outcome.pending("container processing", 90.0, {"container_id": "c1"}))
+
+    assert (row.status, row.delay_seconds, row.refund_attempt) == ("scheduled", 90.0, True)
+    assert row.state == {"container_id": "c1"}
+    assert row.error is None
 
 
 def test_empty_detail_is_stored_as_none() -> None:

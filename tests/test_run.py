@@ -20,7 +20,7 @@ from helpers import insert_account, insert_posts, sql
 from publisher.app import run_once
 from publisher.crypto import TokenCipher, generate_key, parse_key
 from publisher.seeding import SeedPlan, seed
-from publisher.settings import PlatformEndpoints, Settings
+from publisher.settings import Settings, simulator_endpoints
 from publisher.simulator.server import SimulatorProcess, run_in_process
 from publisher.simulator.state import SimConfig
 
@@ -37,10 +37,7 @@ async def simulator() -> AsyncIterator[str]:
 def settings_for(database_url: str, simulator_url: str, **changes: Any) -> Settings:
     base = Settings(database_url=database_url, simulator_url=simulator_url, encryption_key=KEY,
                     run_deadline_seconds=60, max_concurrency=32,
-                    endpoints=PlatformEndpoints(facebook=simulator_url, instagram=simulator_url,
-                                                linkedin=simulator_url,
-                                                youtube_upload=simulator_url,
-                                                google_oauth=simulator_url))
+                    endpoints=simulator_endpoints(simulator_url))
     return replace(base, **changes)
 
 

@@ -19,7 +19,7 @@ from publisher.app import finish_run, http_client, load_cipher
 from publisher.platforms import build_adapters
 from publisher.run import Publisher
 from publisher.seeding import SeedPlan, seed
-from publisher.settings import PlatformEndpoints, Settings
+from publisher.settings import Settings, simulator_endpoints
 from publisher.simulator.server import SimulatorProcess
 from publisher.simulator.state import SimConfig
 from publisher.store.embedded import embedded_url
@@ -55,9 +55,7 @@ async def run_demo(settings: Settings, *, posts: int, accounts: int, latency: fl
         simulator_url = sim.url
         demo_settings = replace(
             settings, database_url=url, simulator_url=simulator_url,
-            endpoints=PlatformEndpoints(facebook=simulator_url, instagram=simulator_url,
-                                        linkedin=simulator_url, youtube_upload=simulator_url,
-                                        google_oauth=simulator_url),
+            endpoints=simulator_endpoints(simulator_url),
             run_deadline_seconds=max(settings.run_deadline_seconds, 3600))
         cipher = load_cipher(settings)
         adapters = build_adapters()

@@ -58,11 +58,14 @@ class ClaimedPost:
     priority: int
     scheduled_at: datetime | None
     account: Account | None
+    publish_state: dict[str, Any] = field(default_factory=dict)  # resume/reconcile notes
+    sending_started_at: datetime | None = None  # set: a previous attempt may have sent
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ClaimedPost:
         account = row.get("account")
         options = row.get("options")
+        state = row.get("publish_state")
         return cls(
             id=int(row["id"]),
             attempt=int(row["attempt"]),
@@ -77,6 +80,8 @@ class ClaimedPost:
             priority=int(row.get("priority") or 0),
             scheduled_at=_optional_time(row.get("scheduled_at")),
             account=Account.from_row(account) if isinstance(account, dict) else None,
+            publish_state=state if isinstance(state, dict) else {},
+            sending_started_at=_optional_time(row.get("sending_started_at")),
         )
 
 
@@ -90,6 +95,8 @@ class OutcomeKind(enum.Enum):
     FAILED = "failed"        # permanent: will never work as it is
     UNKNOWN = "unknown"      # sent, no answer: may be live; never resent blindly
     LEASE_LOST = "lease_lost"  # our claim ran out before sending: nothing was sent
+    PENDING = "pending"      # prepared, the platform is still processing (an Instagram video
+                             # container): check again later without holding a slot
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -102,6 +109,7 @@ class Outcome:
     reason: str | None = None
     retry_after: float | None = None      # seconds, for RETRY and DEFER
     pause_account: bool = False           # DEFER: the whole account is throttled
+    state: dict[str, Any] = field(default_factory=dict)  # merged into the post's publish_state
     detail: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -121,6 +129,10 @@ class Outcome:
               **detail: Any) -> Outcome:
         return cls(kind=OutcomeKind.DEFER, reason=reason, retry_after=after,
                    pause_account=pause_account, detail=detail)
+
+    @classmethod
+    def pending(cls, reason: str, after: float, state: dict[str, Any]) -> Outcome:
+        return cls(kind=OutcomeKind.PENDING, reason=reason, retry_after=after, state=state)
 
     @classmethod
     def reauth(cls, reason: str, **detail: Any) -> Outcome:

@@ -17,7 +17,8 @@ def backoff_seconds(attempt: int, base: float, cap: float) -> float:
 
 def _row(post: ClaimedPost, outcome: Outcome, status: str, **extra: Any) -> OutcomeRow:
     return OutcomeRow(id=post.id, attempt=post.attempt, outcome=outcome.kind.value,
-                      detail=outcome.detail or None, status=status, **extra)
+                      detail=outcome.detail or None, state=outcome.state or None,
+                      status=status, **extra)
 
 
 def outcome_row(post: ClaimedPost, outcome: Outcome, *, retry_base: float,
@@ -38,6 +39,10 @@ def outcome_row(post: ClaimedPost, outcome: Outcome, *, retry_base: float,
         # Waiting for a quota or throttle does not use up an attempt.
         return _row(post, outcome, "scheduled", error=outcome.reason,
                     delay_seconds=outcome.retry_after or retry_base, refund_attempt=True)
+    if kind is OutcomeKind.PENDING:
+        # The platform is still processing what we prepared: look again later, no attempt used.
+        return _row(post, outcome, "scheduled", error=None,
+                    delay_seconds=outcome.retry_after or 60.0, refund_attempt=True)
     if kind is OutcomeKind.REAUTH:
         return _row(post, outcome, "failed",
                     error=f"account needs re-authorization: {outcome.reason}",

@@ -8,13 +8,14 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
+from urllib.parse import urlsplit
 
 import httpx
 
 from publisher import schedule
 from publisher.batching import OutcomeRecorder, SendingMarker
 from publisher.crypto import TokenCipher
-from publisher.errors import ScheduleError, TokenError
+from publisher.errors import ScheduleError
 from publisher.limits import Limits
 from publisher.models import ClaimedPost, Outcome, OutcomeKind
 from publisher.platforms.base import PlatformAdapter, PublishContext, publish_masked
@@ -22,6 +23,7 @@ from publisher.policy import outcome_row
 from publisher.settings import Settings
 from publisher.store import Store
 from publisher.summary import RunSummary
+from publisher.tokens import TokenManager
 
 log = logging.getLogger("publisher.run")
 
@@ -40,11 +42,13 @@ class Publisher:
         self._store = store
         self._client = client
         self._adapters = dict(adapters)
-        self._cipher = cipher
         self._worker = settings.worker_id
         self._limits = Limits(total=settings.max_concurrency,
                               per_platform=settings.platform_concurrency,
                               per_account=settings.account_concurrency)
+        self._tokens = TokenManager(settings, store, client, cipher, adapters)
+        self._media_hosts = frozenset(
+            {urlsplit(settings.simulator_url).netloc} if settings.simulator_url else ())
         self._marker = SendingMarker(store, self._worker)
         self._recorder = OutcomeRecorder(store, self._worker)
         self._in_flight: Counter[str] = Counter()
@@ -159,12 +163,12 @@ class Publisher:
         invalid = adapter.validate(post)
         if invalid is not None:
             return Outcome.failed(invalid)
-        try:
-            token = self._cipher.decrypt(post.account.access_token_encrypted or "")
-        except TokenError as exc:
-            return Outcome.failed(f"cannot use the account's access token: {exc}")
+        token = await self._tokens.access_token(post.account)
+        if isinstance(token, Outcome):
+            return token
         context = PublishContext(client=self._client, access_token=token,
-                                 endpoints=self._settings.endpoints, begin_sending=begin_sending)
+                                 endpoints=self._settings.endpoints, begin_sending=begin_sending,
+                                 media_hosts=self._media_hosts)
         async with self._limits.slot(post.platform, post.account.id, post.priority):
             # The account may have been throttled or revoked while this post waited.
             late_problem = self._account_problem(post)

@@ -17,7 +17,18 @@ from publisher.errors import ConfigError
 PLATFORMS = ("facebook", "instagram", "linkedin", "youtube")
 DEFAULT_PLATFORM_CONCURRENCY = {"facebook": 8, "instagram": 5, "linkedin": 4, "youtube": 4}
 _SECRET_FIELDS = {"supabase_service_role_key", "encryption_key", "encryption_keys_previous",
-                  "database_url"}
+                  "database_url"}  # oauth_clients mask their own secrets
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OAuthClient:
+    """An app's OAuth credentials, for refreshing tokens."""
+
+    client_id: str
+    client_secret: str
+
+    def __repr__(self) -> str:
+        return f"OAuthClient(client_id={self.client_id!r}, client_secret='***')"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,8 +38,10 @@ class PlatformEndpoints:
     facebook: str = "https://graph.facebook.com"
     facebook_api_version: str = "v25.0"
     instagram: str = "https://graph.facebook.com"
+    instagram_refresh: str = "https://graph.instagram.com"
     linkedin: str = "https://api.linkedin.com"
     linkedin_version: str = "202601"
+    linkedin_oauth: str = "https://www.linkedin.com"
     youtube_upload: str = "https://www.googleapis.com"
     google_oauth: str = "https://oauth2.googleapis.com"
 
@@ -55,6 +68,7 @@ class Settings:
     retry_max_seconds: float = 3600.0
     simulator_url: str | None = None
     endpoints: PlatformEndpoints = field(default_factory=PlatformEndpoints)
+    oauth_clients: Mapping[str, OAuthClient] = field(default_factory=dict)  # platform -> app
     log_format: str = "json"
     log_level: str = "INFO"
 
@@ -144,14 +158,17 @@ def _read(env: Mapping[str, str]) -> Settings:
     simulator = _url(env, "SIMULATOR_URL", None)
     endpoints = PlatformEndpoints()
     if simulator:
-        endpoints = PlatformEndpoints(facebook=simulator, instagram=simulator, linkedin=simulator,
-                                      youtube_upload=simulator, google_oauth=simulator)
+        endpoints = simulator_endpoints(simulator)
     endpoints = PlatformEndpoints(
         facebook=_url(env, "FACEBOOK_API_BASE", endpoints.facebook) or endpoints.facebook,
         facebook_api_version=_text(env, "FACEBOOK_API_VERSION") or endpoints.facebook_api_version,
         instagram=_url(env, "INSTAGRAM_API_BASE", endpoints.instagram) or endpoints.instagram,
+        instagram_refresh=_url(env, "INSTAGRAM_REFRESH_BASE", endpoints.instagram_refresh)
+        or endpoints.instagram_refresh,
         linkedin=_url(env, "LINKEDIN_API_BASE", endpoints.linkedin) or endpoints.linkedin,
-        linkedin_version=_text(env, "LINKEDIN_VERSION") or endpoints.linkedin_version,
+        linkedin_version=_linkedin_version(env) or endpoints.linkedin_version,
+        linkedin_oauth=_url(env, "LINKEDIN_OAUTH_BASE", endpoints.linkedin_oauth)
+        or endpoints.linkedin_oauth,
         youtube_upload=_url(env, "YOUTUBE_API_BASE", endpoints.youtube_upload)
         or endpoints.youtube_upload,
         google_oauth=_url(env, "GOOGLE_OAUTH_BASE", endpoints.google_oauth)
@@ -198,6 +215,7 @@ def _read(env: Mapping[str, str]) -> Settings:
         retry_max_seconds=retry_max,
         simulator_url=simulator,
         endpoints=endpoints,
+        oauth_clients=_oauth_clients(env),
         log_format=log_format,
         log_level=log_level,
     )
@@ -205,3 +223,32 @@ def _read(env: Mapping[str, str]) -> Settings:
         settings = replace(settings, worker_id=worker)
     return settings
 
+
+
+def simulator_endpoints(url: str) -> PlatformEndpoints:
+    """Every platform (and its token endpoint) served by the simulator at url."""
+    return PlatformEndpoints(facebook=url, instagram=url, instagram_refresh=url, linkedin=url,
+                             linkedin_oauth=url, youtube_upload=url, google_oauth=url)
+
+
+def _linkedin_version(env: Mapping[str, str]) -> str | None:
+    value = _text(env, "LINKEDIN_VERSION")
+    if value is not None and not (len(value) == 6 and value.isdigit()):
+        raise ConfigError(f"LINKEDIN_VERSION must be a YYYYMM month such as 202601, "
+                          f"got {value!r}")
+    return value
+
+
+def _oauth_clients(env: Mapping[str, str]) -> dict[str, OAuthClient]:
+    """OAuth apps for token refresh: GOOGLE_CLIENT_ID/SECRET (YouTube), LINKEDIN_..."""
+    clients = {}
+    for platform, prefix in (("youtube", "GOOGLE"), ("linkedin", "LINKEDIN")):
+        client_id = _text(env, f"{prefix}_CLIENT_ID")
+        secret = _text(env, f"{prefix}_CLIENT_SECRET")
+        if bool(client_id) != bool(secret):
+            missing = f"{prefix}_CLIENT_SECRET" if client_id else f"{prefix}_CLIENT_ID"
+            raise ConfigError(f"{missing} is missing: {prefix}_CLIENT_ID and "
+                              f"{prefix}_CLIENT_SECRET go together")
+        if client_id and secret:
+            clients[platform] = OAuthClient(client_id=client_id, client_secret=secret)
+    return clients

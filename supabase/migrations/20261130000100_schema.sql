@@ -70,6 +70,15 @@ create table if not exists public.created_content (
   updated_at timestamptz not null default now()
 );
 
+-- Added after the first version; "add column if not exists" upgrades existing databases.
+-- publish_state: what a multi-step publish has done so far (an Instagram container id, a
+-- YouTube upload session), so the next attempt resumes or reconciles instead of starting over.
+alter table public.created_content
+  add column if not exists publish_state jsonb not null default '{}';
+-- Token refresh: one worker at a time per account.
+alter table public.social_accounts add column if not exists refresh_locked_by text;
+alter table public.social_accounts add column if not exists refresh_locked_until timestamptz;
+
 -- The claim's index: due work per platform, highest priority first, then oldest due.
 create index if not exists created_content_claimable
   on public.created_content (platform, priority desc, due_at, id)

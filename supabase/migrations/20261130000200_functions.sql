@@ -140,6 +140,7 @@ as $$
            'title', c.title, 'link_url', c.link_url, 'media_urls', to_jsonb(c.media_urls),
            'options', c.platform_options, 'priority', c.priority,
            'scheduled_at', c.scheduled_at, 'user_id', c.user_id,
+           'publish_state', c.publish_state, 'sending_started_at', c.sending_started_at,
            'account', case when a.id is null then null else jsonb_build_object(
              'id', a.id, 'platform', a.platform, 'external_id', a.external_id,
              'status', a.status, 'status_reason', a.status_reason,
@@ -176,7 +177,7 @@ $$;
 -- attempt-log row per outcome (applied=false where the claim had been lost).
 -- p_outcomes: [{"id", "attempt", "status", "outcome", "error", "platform_post_id",
 --               "platform_url", "delay_seconds", "refund_attempt", "detail",
---               "account_id", "account_status"}]
+--               "account_id", "account_status", "state"}]
 create or replace function public.record_outcomes(p_worker text, p_outcomes jsonb)
 returns jsonb
 language sql
@@ -185,7 +186,8 @@ as $$
     select * from jsonb_to_recordset(p_outcomes) as x(
       id bigint, attempt integer, status text, outcome text, error text,
       platform_post_id text, platform_url text, delay_seconds double precision,
-      refund_attempt boolean, detail jsonb, account_id uuid, account_status text)
+      refund_attempt boolean, detail jsonb, account_id uuid, account_status text,
+      state jsonb)
   ), updated as (
     update public.created_content c
        set status = o.status,
@@ -200,6 +202,7 @@ as $$
              when o.error is null then c.god_mode_metadata - 'publish_error'
              else c.god_mode_metadata || jsonb_build_object('publish_error', o.error) end,
            sending_started_at = case when o.status = 'needs_review' then c.sending_started_at end,
+           publish_state = c.publish_state || coalesce(o.state, '{}'),
            locked_by = null,
            lease_expires_at = null,
            updated_at = now()
@@ -311,6 +314,65 @@ as $$
     left join public.social_accounts a on a.id = c.account_id;
 $$;
 
+-- Token refresh, one worker at a time per account. Takes the account's refresh lock if it
+-- is free (or its holder's time ran out) and returns the account's current tokens either
+-- way: {"locked": bool, "account": {...}}. A worker that did not get the lock waits for the
+-- holder's result (get_account_tokens) instead of refreshing a second time.
+create or replace function public.lock_account_refresh(p_account_id uuid, p_worker text,
+                                                       p_seconds double precision)
+returns jsonb
+language sql
+as $$
+  with locked as (
+    update public.social_accounts
+       set refresh_locked_by = p_worker,
+           refresh_locked_until = now() + make_interval(secs => p_seconds)
+     where id = p_account_id
+       and (refresh_locked_until is null or refresh_locked_until < now()
+            or refresh_locked_by = p_worker)
+    returning id
+  )
+  select jsonb_build_object(
+    'locked', exists (select 1 from locked),
+    'account', (select jsonb_build_object(
+                  'id', a.id, 'platform', a.platform, 'external_id', a.external_id,
+                  'status', a.status, 'status_reason', a.status_reason,
+                  'access_token_encrypted', a.access_token_encrypted,
+                  'refresh_token_encrypted', a.refresh_token_encrypted,
+                  'token_expires_at', a.token_expires_at,
+                  'refresh_locked_until', a.refresh_locked_until)
+                  from public.social_accounts a where a.id = p_account_id));
+$$;
+
+-- Stores refreshed tokens (already encrypted) and releases the lock. A refresh token is
+-- never overwritten with nothing: platforms often leave it out of a refresh answer.
+-- p_status: 'active', 'needs_reauth' when the refresh was refused (p_reason says why), or
+-- null to keep the status (releasing the lock without a new token).
+create or replace function public.save_refreshed_tokens(
+  p_account_id uuid, p_worker text, p_access_token_encrypted text,
+  p_refresh_token_encrypted text, p_token_expires_at timestamptz, p_status text,
+  p_reason text
+) returns boolean
+language sql
+as $$
+  with saved as (
+    update public.social_accounts
+       set access_token_encrypted = coalesce(p_access_token_encrypted, access_token_encrypted),
+           refresh_token_encrypted = coalesce(nullif(p_refresh_token_encrypted, ''),
+                                              refresh_token_encrypted),
+           token_expires_at = case when p_access_token_encrypted is null then token_expires_at
+                                   else p_token_expires_at end,
+           status = coalesce(p_status, status),
+           status_reason = case when p_status is null then status_reason else p_reason end,
+           refresh_locked_by = null,
+           refresh_locked_until = null,
+           updated_at = now()
+     where id = p_account_id and refresh_locked_by = p_worker
+    returning id
+  )
+  select exists (select 1 from saved);
+$$;
+
 -- Only the publisher (service_role) may call these; end users may not.
 do $$
 declare f record;
@@ -322,7 +384,8 @@ begin
        and p.proname in ('prepare_due_posts', 'list_unresolved_schedules',
                          'apply_resolved_schedules', 'claim_due_posts', 'mark_sending',
                          'record_outcomes', 'pause_account', 'record_run', 'publisher_status',
-                         'connect_account', 'list_due_posts')
+                         'connect_account', 'list_due_posts',
+                         'lock_account_refresh', 'save_refreshed_tokens')
   loop
     execute format('revoke all on function %s from public, anon, authenticated', f.sig);
     execute format('grant execute on function %s to service_role', f.sig);

@@ -9,7 +9,7 @@ from collections import Counter
 import asyncpg
 import pytest
 
-from helpers import fetch_post, insert_account, insert_post, insert_posts, sql
+from helpers import fetch_post, insert_account, insert_post, insert_posts, post_statuses, sql
 from publisher.store import Store
 from publisher.store.postgres import PostgresTransport
 
@@ -101,9 +101,7 @@ async def test_claim_respects_per_platform_limits(db: asyncpg.Connection,
         await insert_posts(db, 10, platform=platform)
     posts = await store.claim("w", {"facebook": 4, "instagram": 1, "linkedin": 0}, 60)
     assert Counter(p.platform for p in posts) == {"facebook": 4, "instagram": 1}
-    statuses = Counter(r["status"] for r in await db.fetch(
-        "select status from created_content"))
-    assert statuses == {"publishing": 5, "scheduled": 35}
+    assert Counter((await post_statuses(db)).values()) == {"publishing": 5, "scheduled": 35}
 
 
 async def test_claim_skips_paused_accounts(db: asyncpg.Connection, store: Store) -> None:
@@ -114,7 +112,7 @@ async def test_claim_skips_paused_accounts(db: asyncpg.Connection, store: Store)
     free = await insert_posts(db, 2, account_id=lapsed)
     posts = await store.claim("w", {"facebook": 50}, 60)
     assert sorted(p.id for p in posts) == free
-    assert {(await fetch_post(db, i))["status"] for i in held} == {"scheduled"}
+    assert await post_statuses(db, held) == dict.fromkeys(held, "scheduled")
 
 
 async def test_claim_skips_posts_not_yet_due(db: asyncpg.Connection, store: Store) -> None:

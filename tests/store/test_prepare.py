@@ -6,7 +6,7 @@ import json
 
 import asyncpg
 
-from helpers import fetch_post, insert_post, sql
+from helpers import fetch_post, insert_post, set_post, sql
 from publisher.settings import PLATFORMS
 from publisher.store import Store
 
@@ -87,8 +87,7 @@ async def test_expired_lease_without_sending_is_released(db: asyncpg.Connection,
     post = await insert_post(db)
     [claimed] = await store.claim("dead-worker", {"facebook": 1}, 60)
     assert claimed.attempt == 1
-    await db.execute("update created_content set lease_expires_at = now() - interval '1 second' "
-                     "where id = $1", post)
+    await set_post(db, post, lease_expires_at=sql("now() - interval '1 second'"))
     counts = await store.prepare(24, PLATFORMS)
     assert (counts["released"], counts["needs_review"]) == (1, 0)
     row = await fetch_post(db, post)
@@ -106,8 +105,7 @@ async def test_expired_lease_after_sending_needs_review(db: asyncpg.Connection,
     post = await insert_post(db)
     [claimed] = await store.claim("dead-worker", {"facebook": 1}, 60)
     assert await store.mark_sending("dead-worker", [(post, claimed.attempt)]) == {post}
-    await db.execute("update created_content set lease_expires_at = now() - interval '1 second' "
-                     "where id = $1", post)
+    await set_post(db, post, lease_expires_at=sql("now() - interval '1 second'"))
     counts = await store.prepare(24, PLATFORMS)
     assert (counts["released"], counts["needs_review"]) == (0, 1)
     row = await fetch_post(db, post)

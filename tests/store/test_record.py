@@ -6,7 +6,15 @@ import json
 
 import asyncpg
 
-from helpers import attempts_for, fetch_post, insert_account, insert_post, insert_posts, sql
+from helpers import (
+    attempts_for,
+    fetch_post,
+    insert_account,
+    insert_post,
+    insert_posts,
+    set_post,
+    sql,
+)
 from publisher.models import ClaimedPost
 from publisher.store import Store
 from publisher.store.store import OutcomeRow
@@ -19,9 +27,8 @@ async def _claim_one(store: Store, worker: str = "w1") -> ClaimedPost:
 
 async def set_claim(db: asyncpg.Connection, post: int, worker: str, attempt: int) -> None:
     """Makes `worker` hold `post` at `attempt`, as a claim would."""
-    await db.execute(
-        "update created_content set status = 'publishing', locked_by = $2, attempts = $3, "
-        "lease_expires_at = now() + interval '5 minutes' where id = $1", post, worker, attempt)
+    await set_post(db, post, status="publishing", locked_by=worker, attempts=attempt,
+                   lease_expires_at=sql("now() + interval '5 minutes'"))
 
 
 async def test_mark_sending_only_touches_own_current_claims(db: asyncpg.Connection,
@@ -44,8 +51,7 @@ async def test_mark_sending_refuses_an_expired_lease(db: asyncpg.Connection,
     """A claim whose lease has run out cannot be marked as sending."""
     post = await insert_post(db)
     claimed = await _claim_one(store)
-    await db.execute("update created_content set lease_expires_at = now() - interval '1 second' "
-                     "where id = $1", post)
+    await set_post(db, post, lease_expires_at=sql("now() - interval '1 second'"))
     assert await store.mark_sending("w1", [(post, claimed.attempt)]) == set()
     assert (await fetch_post(db, post))["sending_started_at"] is None
 
@@ -80,8 +86,7 @@ async def test_record_from_a_lost_claim_is_fenced_out(db: asyncpg.Connection,
     post = await insert_post(db)
     await _claim_one(store, "w1")
     # w1's lease runs out, a run releases it, w2 claims it again (attempt 1 again)
-    await db.execute("update created_content set lease_expires_at = now() - interval '1 second' "
-                     "where id = $1", post)
+    await set_post(db, post, lease_expires_at=sql("now() - interval '1 second'"))
     await store.prepare(24, ["facebook"])
     second = await _claim_one(store, "w2")
     late = await store.record("w1", [OutcomeRow(
@@ -148,8 +153,7 @@ async def test_defer_with_refund_gives_the_attempt_back(db: asyncpg.Connection,
     assert 110 < float(wait) <= 120
     assert row["due_at"] == row["not_before"]
     assert await store.claim("w1", {"facebook": 1}, 60) == []
-    await db.execute("update created_content set not_before = now() - interval '1 second' "
-                     "where id = $1", post)
+    await set_post(db, post, not_before=sql("now() - interval '1 second'"))
     [again] = await store.claim("w1", {"facebook": 1}, 60)
     assert again.attempt == 1
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from helpers import fetch_post, insert_post, sql
+from helpers import fetch_post, insert_account, insert_post, sql
 from publisher.errors import ScheduleError
 from publisher.schedule import resolve
 from publisher.store import Store
@@ -97,3 +97,62 @@ async def test_connect_account_inserts_then_updates(db: asyncpg.Connection,
         token_expires_at=expires)
     assert other != first
     assert await db.fetchval("select count(*) from social_accounts") == 2
+
+
+async def test_refresh_lock_is_held_by_one_worker_at_a_time(db: asyncpg.Connection,
+                                                            store: Store) -> None:
+    """One worker gets the refresh lock; others see the current tokens until it runs out."""
+    account = await insert_account(db, access_token_encrypted="v1:k:old",
+                                   refresh_token_encrypted="v1:k:refresh")
+    got, tokens = await store.lock_account_refresh(account, "w1", 30)
+    assert got
+    assert tokens is not None
+    assert (tokens.id, tokens.refresh_token_encrypted) == (account, "v1:k:refresh")
+    assert (await store.lock_account_refresh(account, "w2", 30))[0] is False
+    assert (await store.lock_account_refresh(account, "w1", 30))[0] is True  # re-entrant
+    await db.execute("update social_accounts set refresh_locked_until = now() - "
+                     "interval '1 second' where id = $1::uuid", account)
+    assert (await store.lock_account_refresh(account, "w2", 30))[0] is True
+    assert await db.fetchval("select refresh_locked_by from social_accounts") == "w2"
+
+
+async def test_lock_on_a_missing_account_returns_nothing(store: Store) -> None:
+    """Locking an account that does not exist gives (False, None)."""
+    assert await store.lock_account_refresh("00000000-0000-4000-8000-000000000000",
+                                            "w1", 30) == (False, None)
+
+
+async def test_save_refreshed_tokens_needs_the_lock(db: asyncpg.Connection,
+                                                    store: Store) -> None:
+    """Only the lock holder saves; a missing refresh token keeps the old one; lock released."""
+    account = await insert_account(db, access_token_encrypted="v1:k:old",
+                                   refresh_token_encrypted="v1:k:refresh")
+    expires = datetime(2027, 2, 1, tzinfo=UTC)
+    assert not await store.save_refreshed_tokens(
+        account, "w1", access_token_encrypted="v1:k:new", refresh_token_encrypted=None,
+        token_expires_at=expires)
+    assert (await store.lock_account_refresh(account, "w1", 30))[0]
+    assert not await store.save_refreshed_tokens(
+        account, "w2", access_token_encrypted="v1:k:stolen", refresh_token_encrypted=None,
+        token_expires_at=expires)
+    assert await store.save_refreshed_tokens(
+        account, "w1", access_token_encrypted="v1:k:new", refresh_token_encrypted=None,
+        token_expires_at=expires)
+    row = await db.fetchrow("select * from social_accounts where id = $1::uuid", account)
+    assert (row["access_token_encrypted"], row["refresh_token_encrypted"]) == (
+        "v1:k:new", "v1:k:refresh")
+    assert row["token_expires_at"] == expires
+    assert (row["refresh_locked_by"], row["refresh_locked_until"]) == (None, None)
+
+
+async def test_refused_refresh_marks_the_account_for_reauth(db: asyncpg.Connection,
+                                                            store: Store) -> None:
+    """A refused refresh keeps the tokens and sets needs_reauth with the reason."""
+    account = await insert_account(db, access_token_encrypted="v1:k:old")
+    await store.lock_account_refresh(account, "w1", 30)
+    assert await store.save_refreshed_tokens(
+        account, "w1", access_token_encrypted=None, refresh_token_encrypted=None,
+        token_expires_at=None, status="needs_reauth", reason="invalid_grant: reconnect")
+    row = await db.fetchrow("select * from social_accounts where id = $1::uuid", account)
+    assert (row["status"], row["status_reason"]) == ("needs_reauth", "invalid_grant: reconnect")
+    assert row["access_token_encrypted"] == "v1:k:old"

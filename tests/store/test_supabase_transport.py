@@ -126,9 +126,9 @@ async def postgrest(database_url: str) -> AsyncIterator[PostgrestEmulator]:
 
 @pytest.fixture
 async def supabase_client(postgrest: PostgrestEmulator) -> AsyncIterator[Any]:
-    """A supabase-py async client (acreate_client) whose HTTP goes to the emulator.
+    """A supabase-py client (acreate_client); its rpc goes to the emulator, anything else fails.
 
-    Construction makes no HTTP call; any request other than an rpc fails the test."""
+    Construction makes no HTTP call and takes any key text (a JWT-shaped one is used)."""
     async with respx.mock(assert_all_mocked=True, assert_all_called=False) as router:
         router.post(url__regex=RPC).mock(side_effect=postgrest)
         yield await acreate_client(SUPABASE_URL, SERVICE_ROLE_KEY)
@@ -196,6 +196,19 @@ async def test_every_contract_function_through_supabase(
     assert (await fetch_post(db, local))["platform_post_id"] == "42_1"
     assert await db.fetchval("select count(*) from publish_attempts where not applied") == 1
 
+    locked, current = await store.lock_account_refresh(account, "sb-worker", 30.0)
+    assert locked
+    assert current is not None
+    assert current.access_token_encrypted == "v1:k:access"
+    assert (await store.lock_account_refresh(account, "other-worker", 30.0))[0] is False
+    renewed = datetime(2027, 6, 1, tzinfo=UTC)
+    assert await store.save_refreshed_tokens(
+        account, "sb-worker", access_token_encrypted="v1:k:access2",
+        refresh_token_encrypted="v1:k:refresh2", token_expires_at=renewed)
+    row = await db.fetchrow("select * from social_accounts where id = $1::uuid", account)
+    assert (row["access_token_encrypted"], row["token_expires_at"]) == ("v1:k:access2", renewed)
+    assert row["refresh_locked_by"] is None
+
     await store.pause_account(account, 60.0, "throttled")
     assert await db.fetchval("select paused_until > now() from social_accounts") is True
 
@@ -239,8 +252,7 @@ async def test_database_error_becomes_store_error(supabase_store: Store,
 
 
 async def test_connect_sends_the_key_and_accepts_a_null_void_result() -> None:
-    """SupabaseTransport.connect's client sends both key headers; a 200 `null` for a void
-    function (older PostgREST) is accepted as well as 204."""
+    """connect() sends both key headers; a void function's 200 `null` works as 204 does."""
     account = "0b6f8a4e-7d1c-4c5e-8f0a-5a1f4d2c9e11"
     async with respx.mock(assert_all_mocked=True) as router:
         route = router.post(f"{SUPABASE_URL}/rest/v1/rpc/pause_account").mock(

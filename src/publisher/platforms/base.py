@@ -9,7 +9,8 @@ from typing import Any, Protocol
 import httpx
 
 from publisher.models import ClaimedPost, Outcome
-from publisher.settings import PlatformEndpoints
+from publisher.platforms.media import MediaFetcher
+from publisher.settings import OAuthClient, PlatformEndpoints
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -22,6 +23,23 @@ class PublishContext:
     access_token: str
     endpoints: PlatformEndpoints
     begin_sending: Callable[[], Awaitable[bool]]
+    media_hosts: frozenset[str] = frozenset()  # host:port allowed besides public https
+
+    def media(self) -> MediaFetcher:
+        """The guarded fetcher for media this adapter must upload itself."""
+        return MediaFetcher(self.client, self.media_hosts)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TokenGrant:
+    """What a token refresh returned. refresh_token is None when the platform kept it."""
+
+    access_token: str
+    refresh_token: str | None
+    expires_in: float | None
+
+    def __repr__(self) -> str:
+        return f"TokenGrant(expires_in={self.expires_in!r})"
 
 
 class PlatformAdapter(Protocol):
@@ -35,6 +53,16 @@ class PlatformAdapter(Protocol):
 
     async def publish(self, post: ClaimedPost, context: PublishContext) -> Outcome:
         """Publishes the post and reports what happened; never raises for platform errors."""
+        ...
+
+
+class TokenRefresher(Protocol):
+    """Implemented by adapters whose tokens expire and can be refreshed."""
+
+    async def refresh_token(self, client: httpx.AsyncClient, endpoints: PlatformEndpoints, *,
+                            access_token: str, refresh_token: str | None,
+                            oauth: OAuthClient | None) -> TokenGrant | Outcome:
+        """A new token, or REAUTH (refused: revoked, expired) / RETRY (try again later)."""
         ...
 
 

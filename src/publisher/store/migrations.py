@@ -18,7 +18,21 @@ create table if not exists public.publisher_schema_migrations (
   name text primary key,
   checksum text not null,
   applied_at timestamptz not null default now()
-)"""
+);
+-- Not for end users: Supabase's default grants would otherwise expose it through PostgREST.
+alter table public.publisher_schema_migrations enable row level security;
+revoke all on public.publisher_schema_migrations from public;
+do $$
+declare r text;
+begin
+  foreach r in array array['anon', 'authenticated'] loop
+    if exists (select 1 from pg_roles where rolname = r) then
+      execute format('revoke all on public.publisher_schema_migrations from %I', r);
+    end if;
+  end loop;
+end
+$$;
+"""
 
 
 def migrations_dir() -> Path:

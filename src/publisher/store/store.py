@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from publisher.models import ClaimedPost
+from publisher.models import Account, ClaimedPost
 from publisher.settings import Settings
 from publisher.store.transport import Transport
 
@@ -28,6 +28,7 @@ class OutcomeRow:
     detail: Mapping[str, Any] | None = None
     account_id: str | None = None
     account_status: str | None = None
+    state: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -37,6 +38,7 @@ class OutcomeRow:
             "delay_seconds": self.delay_seconds, "refund_attempt": self.refund_attempt,
             "detail": dict(self.detail) if self.detail else None,
             "account_id": self.account_id, "account_status": self.account_status,
+            "state": dict(self.state) if self.state else None,
         }
 
 
@@ -112,6 +114,26 @@ class Store:
             p_access_token_encrypted=access_token_encrypted,
             p_refresh_token_encrypted=refresh_token_encrypted,
             p_token_expires_at=token_expires_at))
+
+    async def lock_account_refresh(self, account_id: str, worker: str,
+                                   seconds: float) -> tuple[bool, Account | None]:
+        """(whether we hold the refresh lock, the account's current tokens)."""
+        result = await self._call("lock_account_refresh", p_account_id=account_id,
+                                  p_worker=worker, p_seconds=seconds)
+        row = result.get("account")
+        return bool(result["locked"]), Account.from_row(row) if isinstance(row, dict) else None
+
+    async def save_refreshed_tokens(self, account_id: str, worker: str, *,
+                                    access_token_encrypted: str | None,
+                                    refresh_token_encrypted: str | None,
+                                    token_expires_at: datetime | None,
+                                    status: str | None = "active",
+                                    reason: str | None = None) -> bool:
+        return bool(await self._call(
+            "save_refreshed_tokens", p_account_id=account_id, p_worker=worker,
+            p_access_token_encrypted=access_token_encrypted,
+            p_refresh_token_encrypted=refresh_token_encrypted,
+            p_token_expires_at=token_expires_at, p_status=status, p_reason=reason))
 
     async def close(self) -> None:
         await self._transport.close()
