@@ -141,3 +141,11 @@ def test_no_exception_from_decrypt_carries_the_token() -> None:
         while error is not None:
             _assert_secret_free(str(error) + repr(error) + repr(error.args))
             error = error.__cause__ or error.__context__
+
+
+def test_unknown_key_field_is_not_echoed() -> None:
+    """A key-id field that is not a key id (say, a pasted token) never reaches the message."""
+    with pytest.raises(TokenError) as caught:
+        TokenCipher(NEW_KEY).decrypt(f"v1:{TOKEN}:AAAA")
+    assert TOKEN not in str(caught.value)
+    assert "an unknown key" in str(caught.value)

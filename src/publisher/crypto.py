@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import os
+import re
 from collections.abc import Iterable
 
 from cryptography.exceptions import InvalidTag
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from publisher.errors import ConfigError, TokenError
 
 FORMAT_VERSION = "v1"
+_KEY_ID = re.compile(r"[0-9a-f]{8}")
 _NONCE_BYTES = 12
 
 
@@ -68,8 +70,10 @@ class TokenCipher:
         _, key_id, body = parts
         aead = self._keys.get(key_id)
         if aead is None:
+            # Name the key only when the field looks like a key id: never echo stored text.
+            named = f"key {key_id}" if _KEY_ID.fullmatch(key_id) else "an unknown key"
             raise TokenError(
-                f"stored token was sealed with key {key_id}, which is neither ENCRYPTION_KEY "
+                f"stored token was sealed with {named}, which is neither ENCRYPTION_KEY "
                 "nor in ENCRYPTION_KEYS_PREVIOUS"
             )
         try:

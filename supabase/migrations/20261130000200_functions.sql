@@ -216,6 +216,7 @@ as $$
       from o
      where a.id = o.account_id and o.account_status is not null
        and a.status is distinct from o.account_status
+       and o.id in (select id from updated)   -- a fenced-out write changes nothing
     returning a.id
   ), logged as (
     insert into public.publish_attempts
@@ -316,8 +317,8 @@ $$;
 
 -- Token refresh, one worker at a time per account. Takes the account's refresh lock if it
 -- is free (or its holder's time ran out) and returns the account's current tokens either
--- way: {"locked": bool, "account": {...}}. A worker that did not get the lock waits for the
--- holder's result (get_account_tokens) instead of refreshing a second time.
+-- way: {"locked": bool, "account": {...}}. A worker that did not get the lock calls again
+-- until the holder's new token appears, instead of refreshing a second time.
 create or replace function public.lock_account_refresh(p_account_id uuid, p_worker text,
                                                        p_seconds double precision)
 returns jsonb

@@ -251,3 +251,17 @@ async def test_record_run_and_status(db: asyncpg.Connection, store: Store) -> No
     assert status["last_run"]["id"] == run_id
     assert status["last_run"]["worker_id"] == "w1"
     assert status["last_run"]["summary"] == {"published": 3, "rate_per_minute": 6.0}
+
+
+async def test_fenced_out_outcome_does_not_touch_the_account(db: asyncpg.Connection,
+                                                             store: Store) -> None:
+    """A worker that lost its claim cannot mark the account needs_reauth."""
+    account = await insert_account(db)
+    post = await insert_post(db, account_id=account)
+    claimed = await _claim_one(store)
+    result = await store.record("someone-else", [OutcomeRow(
+        id=post, attempt=claimed.attempt, status="failed", outcome="reauth",
+        error="stale verdict", account_id=account, account_status="needs_reauth")])
+    assert result.lost == (post,)
+    assert await db.fetchval("select status from social_accounts where id = $1",
+                             account) == "active"

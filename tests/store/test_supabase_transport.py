@@ -23,7 +23,7 @@ import httpx
 import pytest
 import respx
 from postgrest.exceptions import APIError
-from supabase import acreate_client
+from supabase import AsyncClientOptions, acreate_client
 
 from helpers import fetch_post, insert_post, sql
 from publisher.errors import StoreError
@@ -34,8 +34,6 @@ from publisher.store.store import OutcomeRow
 from publisher.store.supabase import SupabaseTransport
 
 # supabase-py passes its default timeout to postgrest-py, which deprecates that argument.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:The '(timeout|verify|proxy)' parameter is deprecated:DeprecationWarning")
 
 SUPABASE_URL = "https://abcdefghijklmnop.supabase.co"
 SERVICE_ROLE_KEY = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
@@ -126,22 +124,25 @@ async def postgrest(database_url: str) -> AsyncIterator[PostgrestEmulator]:
 
 @pytest.fixture
 async def supabase_client(postgrest: PostgrestEmulator) -> AsyncIterator[Any]:
-    """A supabase-py client (acreate_client); its rpc goes to the emulator, anything else fails.
-
-    Construction makes no HTTP call and takes any key text (a JWT-shaped one is used)."""
-    async with respx.mock(assert_all_mocked=True, assert_all_called=False) as router:
+    """A bare supabase-py client whose rpc goes to the emulator (for malformed calls)."""
+    async with respx.mock(assert_all_mocked=True, assert_all_called=False) as router, \
+            httpx.AsyncClient() as http:
         router.post(url__regex=RPC).mock(side_effect=postgrest)
-        yield await acreate_client(SUPABASE_URL, SERVICE_ROLE_KEY)
+        yield await acreate_client(SUPABASE_URL, SERVICE_ROLE_KEY,
+                                   options=AsyncClientOptions(httpx_client=http))
 
 
 @pytest.fixture
-async def supabase_store(supabase_client: Any) -> AsyncIterator[Store]:
-    """Store over SupabaseTransport on that client."""
-    store = Store(SupabaseTransport(supabase_client))
-    try:
-        yield store
-    finally:
-        await store.close()
+async def supabase_store(postgrest: PostgrestEmulator) -> AsyncIterator[Store]:
+    """Store over SupabaseTransport.connect (supabase-py's acreate_client, as production
+    opens it); its rpc goes to the emulator, anything else fails the test."""
+    async with respx.mock(assert_all_mocked=True, assert_all_called=False) as router:
+        router.post(url__regex=RPC).mock(side_effect=postgrest)
+        store = Store(await SupabaseTransport.connect(SUPABASE_URL, SERVICE_ROLE_KEY))
+        try:
+            yield store
+        finally:
+            await store.close()
 
 
 async def test_every_contract_function_through_supabase(

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from publisher.simulator.state import GENERIC_FAULTS
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -28,11 +30,25 @@ class Request:
     headers: dict[str, str]
     params: dict[str, str]
     body: bytes = b""
+    received: int = 0
+    """Bytes of a streamed body (the body itself is counted and dropped, never kept)."""
     match: dict[str, str] = field(default_factory=dict)
+    fault: str | None = None
+    """The fault drawn for this call, for the handlers that act on one themselves."""
 
     def json(self) -> Any:
         """The body decoded as JSON (``{}`` when empty)."""
         return json.loads(self.body) if self.body.strip() else {}
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port`` as the client addressed the simulator."""
+        return f"http://{self.headers.get('host', '127.0.0.1')}"
+
+    def bearer(self) -> str:
+        """The bearer token of the ``Authorization`` header, or ``""``."""
+        scheme, _, value = self.headers.get("authorization", "").partition(" ")
+        return value.strip() if scheme.lower() == "bearer" else ""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -58,8 +74,20 @@ class Abort:
     """Start a response, then drop the connection (the client sees a broken read)."""
 
 
-Outcome = Response | Hang | Abort
-Handler = Callable[[Request], Response | None]
+@dataclass(slots=True, kw_only=True)
+class Stream:
+    """A response whose ``length`` bytes are produced chunk by chunk, never held whole."""
+
+    status: int = 200
+    length: int
+    chunks: Iterable[bytes]
+    headers: Headers = field(default_factory=list)
+    content_type: bytes = b"application/octet-stream"
+
+
+Outcome = Response | Hang | Abort | Stream
+Handler = Callable[[Request], Outcome | None]
+Predicate = Callable[[Request], bool]
 
 
 @dataclass(slots=True, frozen=True)
@@ -68,14 +96,28 @@ class Route:
 
     A handler returns ``None`` to say "not mine", and the next matching route is
     tried (how several Meta platforms can share ``GET /{v}/{object-id}``).
-    ``publishing`` routes get simulated latency, quotas and faults.
+    ``publishing`` routes (or calls, when it is a predicate) get simulated latency, the
+    account quota and the fault kinds in ``faults``; other calls draw only from
+    ``idle_faults``. A ``streaming`` route's body is counted into ``Request.received``
+    and dropped, so uploads of any size cost no memory.
     """
 
     method: str
     pattern: re.Pattern[str]
     handler: Handler
     platform: Platform
-    publishing: bool = False
+    publishing: bool | Predicate = False
+    faults: tuple[str, ...] = GENERIC_FAULTS
+    idle_faults: tuple[str, ...] = ()
+    streaming: bool = False
+
+    def publishes(self, request: Request) -> bool:
+        """Whether this call is a publishing call."""
+        return self.publishing if isinstance(self.publishing, bool) else self.publishing(request)
+
+    def fault_kinds(self, publishing: bool) -> tuple[str, ...]:
+        """The kinds this call may draw."""
+        return self.faults if publishing else self.idle_faults
 
 
 class Platform(Protocol):
@@ -115,10 +157,29 @@ def json_response(payload: Any, status: int = 200, headers: Headers | None = Non
 
 
 def route(
-    platform: Platform, method: str, pattern: str, handler: Handler, *, publishing: bool = False
+    platform: Platform,
+    method: str,
+    pattern: str,
+    handler: Handler,
+    *,
+    publishing: bool | Predicate = False,
+    faults: tuple[str, ...] = GENERIC_FAULTS,
+    idle_faults: tuple[str, ...] = (),
+    streaming: bool = False,
 ) -> Route:
     """Build a :class:`Route` from a regex string."""
-    return Route(method, re.compile(pattern), handler, platform, publishing)
+    return Route(
+        method, re.compile(pattern), handler, platform, publishing, faults, idle_faults, streaming
+    )
+
+
+def json_body(request: Request) -> dict[str, Any] | None:
+    """The body as a JSON object, or None when it is not one."""
+    try:
+        decoded = request.json()
+    except ValueError:
+        return None
+    return decoded if isinstance(decoded, dict) else None
 
 
 def flag(value: str | None, default: bool) -> bool:

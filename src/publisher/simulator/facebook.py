@@ -8,68 +8,18 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
+from publisher.simulator import meta
 from publisher.simulator.base import Request, Response, Route, flag, json_response, route
+from publisher.simulator.meta import VERSION, bad_param, meta_error
 from publisher.simulator.state import MediaObject, PostRecord, SimState
 
-VERSION = r"/v\d+\.\d+"
 ACCOUNT = r"(?P<account>[^/]+)"
 POST_FIELDS = ("id", "message", "created_time", "permalink_url", "link")
 DEFAULT_FIELDS = ("id", "message", "created_time")
 _INDEXED = re.compile(r"attached_media\[(\d+)\]")
-
-
-def meta_error(
-    status: int,
-    code: int,
-    message: str,
-    *,
-    subcode: int | None = None,
-    transient: bool = False,
-    headers: list[tuple[bytes, bytes]] | None = None,
-) -> Response:
-    """A Graph API error response."""
-    error: dict[str, Any] = {"message": message, "type": "OAuthException", "code": code}
-    if subcode is not None:
-        error["error_subcode"] = subcode
-    error["is_transient"] = transient
-    error["fbtrace_id"] = secrets.token_urlsafe(8)
-    return json_response({"error": error}, status, headers)
-
-
-def token_error(message: str, subcode: int | None = None) -> Response:
-    """A 190 (invalid token) error, with the header Meta sends alongside it."""
-    auth = f'OAuth "Facebook Platform" "invalid_token" "{message}"'.encode()
-    return meta_error(400, 190, message, subcode=subcode, headers=[(b"www-authenticate", auth)])
-
-
-def bad_param(message: str) -> Response:
-    """A code 100 (invalid parameter) error."""
-    return meta_error(400, 100, message)
-
-
-def _expired() -> Response:
-    return token_error("Error validating access token: Session has expired.", 463)
-
-
-def _created_time(rec: PostRecord) -> str:
-    return datetime.fromtimestamp(rec.accepted_at, UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
-
-
-def _unix(value: str) -> float:
-    """A Graph time parameter: unix seconds or an ISO-8601 string."""
-    try:
-        return float(value)
-    except ValueError:
-        parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
 
 
 class Facebook:
@@ -94,23 +44,7 @@ class Facebook:
 
     def authenticate(self, request: Request) -> Response | None:
         """Bearer/OAuth header or ``access_token``; ``revoked``/``expired`` in it fail."""
-        token = request.params.get("access_token", "")
-        auth = request.headers.get("authorization", "")
-        scheme, _, value = auth.partition(" ")
-        if scheme.lower() in ("bearer", "oauth") and value.strip():
-            token = value.strip()
-        if not token:
-            return token_error("An access token is required to request this resource.")
-        if "revoked" in token:
-            return token_error(
-                "Error validating access token: The session has been invalidated because "
-                "the user changed their password or Facebook has changed the session for "
-                "security reasons.",
-                460,
-            )
-        if "expired" in token:
-            return _expired()
-        return None
+        return meta.authenticate(request)
 
     def account_of(self, request: Request) -> str:
         """The page id from the path (or the page part of a ``page_post`` object id)."""
@@ -124,16 +58,9 @@ class Facebook:
         if kind == "throttle":
             return self._throttled(request)
         if kind == "rate_limit_429":
-            retry = str(self.state.config.retry_after).encode()
-            return meta_error(
-                429,
-                4,
-                "(#4) Application request limit reached",
-                transient=True,
-                headers=[(b"retry-after", retry)],
-            )
+            return meta.rate_limited(self.state.config.retry_after)
         if kind == "token_expired":
-            return _expired()
+            return meta.expired()
         if kind == "permission":
             return meta_error(
                 403, 200, "(#200) Requires pages_manage_posts permission to manage the object"
@@ -157,31 +84,11 @@ class Facebook:
 
     def decorate(self, request: Request, response: Response) -> None:
         """Add ``X-App-Usage`` and (for a page) ``X-Business-Use-Case-Usage``."""
-        pct = self.state.app_usage_percent()
-        app = {"call_count": pct, "total_time": pct, "total_cputime": pct}
-        response.headers.append((b"x-app-usage", json.dumps(app).encode()))
-        account = self.account_of(request)
-        if account and not any(k == b"x-business-use-case-usage" for k, _ in response.headers):
-            usage = self.state.usage_percent(self.name, account)
-            response.headers.append(self._buc_header(account, usage, 0))
-
-    def _buc_header(self, account: str, pct: int, regain: int) -> tuple[bytes, bytes]:
-        usage = {
-            account: [
-                {
-                    "type": "pages",
-                    "call_count": pct,
-                    "total_cputime": pct,
-                    "total_time": pct,
-                    "estimated_time_to_regain_access": regain,
-                }
-            ]
-        }
-        return (b"x-business-use-case-usage", json.dumps(usage).encode())
+        meta.decorate(self.state, self.name, "pages", self.account_of(request), response)
 
     def _throttled(self, request: Request) -> Response:
         account = self.account_of(request)
-        header = self._buc_header(account, 100, self.state.config.regain_minutes)
+        header = meta.buc_header("pages", account, 100, self.state.config.regain_minutes)
         return meta_error(
             400,
             80001,
@@ -258,30 +165,22 @@ class Facebook:
         if isinstance(fields, Response):
             return fields
         try:
-            since = _unix(params["since"]) if params.get("since") else None
-            until = _unix(params["until"]) if params.get("until") else None
-            limit = max(1, min(100, int(params.get("limit") or 25)))
-            offset = int(params.get("after") or 0)
+            since = meta.unix(params["since"]) if params.get("since") else None
+            until = meta.unix(params["until"]) if params.get("until") else None
         except ValueError:
-            return bad_param("(#100) Invalid since, until, limit or after parameter")
+            return bad_param("(#100) Invalid since or until parameter")
         posts = [
             rec
             for rec in reversed(self.state.by_account.get((self.name, page), []))
             if (since is None or rec.accepted_at >= since)
             and (until is None or rec.accepted_at <= until)
         ]
-        window = posts[offset : offset + limit]
-        payload: dict[str, Any] = {"data": [self._post_json(rec, fields) for rec in window]}
-        paging: dict[str, Any] = {
-            "cursors": {"before": str(offset), "after": str(offset + len(window))}
-        }
-        if offset + limit < len(posts):
-            query = {k: v for k, v in params.items() if k != "access_token"}
-            query["after"] = str(offset + limit)
-            host = request.headers.get("host", "127.0.0.1")
-            paging["next"] = f"http://{host}{request.path}?{urlencode(query)}"
-        payload["paging"] = paging
-        return json_response(payload)
+        paged = meta.page(request, posts)
+        if isinstance(paged, Response):
+            return paged
+        window, paging = paged
+        data = [self._post_json(rec, fields) for rec in window]
+        return json_response({"data": data, "paging": paging})
 
     # -- helpers --------------------------------------------------------------------
 
@@ -316,16 +215,7 @@ class Facebook:
 
     @staticmethod
     def _fields(request: Request) -> tuple[str, ...] | Response:
-        raw = request.params.get("fields")
-        if not raw:
-            return DEFAULT_FIELDS
-        fields = tuple(f.strip() for f in raw.split(",") if f.strip())
-        for name in fields:
-            if name not in POST_FIELDS:
-                return bad_param(
-                    f"(#100) Tried accessing nonexisting field ({name}) on node type (Post)"
-                )
-        return fields
+        return meta.fields_of(request, POST_FIELDS, DEFAULT_FIELDS, "Post")
 
     @staticmethod
     def _post_json(rec: PostRecord, fields: tuple[str, ...]) -> dict[str, Any]:
@@ -334,9 +224,7 @@ class Facebook:
             "id": rec.post_id,
             "message": rec.message,
             "link": rec.link,
-            "created_time": _created_time(rec),
+            "created_time": meta.graph_time(rec.accepted_at),
             "permalink_url": f"https://www.facebook.com/{page}/posts/{post}",
         }
-        out: dict[str, Any] = {"id": rec.post_id}
-        out.update((name, values[name]) for name in fields if values[name] is not None)
-        return out
+        return meta.pick(values, fields)

@@ -11,11 +11,12 @@ import itertools
 import random
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-FAULT_KINDS: tuple[str, ...] = (
+GENERIC_FAULTS: tuple[str, ...] = (
     "transient",
     "throttle",
     "rate_limit_429",
@@ -27,12 +28,46 @@ FAULT_KINDS: tuple[str, ...] = (
     "malformed",
     "reset",
 )
-"""Every fault kind the simulator can inject."""
+"""Fault kinds every publishing call can draw, each platform answering in its own shape."""
+
+FAULT_KINDS: tuple[str, ...] = (*GENERIC_FAULTS, "upload_interrupt", "container_error")
+"""Every fault kind the simulator can inject.
+
+``upload_interrupt`` breaks a YouTube chunk PUT after half its bytes (any chunk);
+``container_error`` puts a new Instagram container into ``ERROR`` (subcode 2207001).
+"""
 
 DEFAULT_FAULTS: tuple[str, ...] = ("transient", "throttle", "rate_limit_429", "reset")
 """Kinds drawn when a fault rate is set but no kinds are named: retryable, no long hangs."""
 
-_OPTIONAL = ("seed", "account_quota")
+_OPTIONAL = ("seed", "account_quota", "youtube_channel_uploads")
+_INTS = (
+    "retry_after",
+    "regain_minutes",
+    "seed",
+    "account_quota",
+    "instagram_quota",
+    "youtube_daily_uploads",
+    "youtube_channel_uploads",
+    "media_default_size",
+)
+_NUMBERS = (
+    "latency",
+    "fault_rate",
+    "hang_seconds",
+    "video_processing_seconds",
+    "instagram_container_ttl",
+    "youtube_session_ttl",
+)
+_NON_NEGATIVE = (
+    "video_processing_seconds",
+    "instagram_container_ttl",
+    "youtube_session_ttl",
+    "instagram_quota",
+    "youtube_daily_uploads",
+    "youtube_channel_uploads",
+    "media_default_size",
+)
 
 USAGE_BUDGET = 4800
 """Calls per account that read as 100 % in usage headers when no quota is set."""
@@ -58,12 +93,34 @@ class SimConfig:
     """``estimated_time_to_regain_access`` for ``throttle``."""
     account_quota: int | None = None
     """Publishing calls per account before every further call is throttled."""
+    video_processing_seconds: float = 0.0
+    """How long an Instagram video container stays ``IN_PROGRESS``."""
+    instagram_container_ttl: float = 86400.0
+    """Seconds before an unpublished Instagram container is ``EXPIRED``."""
+    instagram_quota: int = 100
+    """Instagram posts per account per rolling 24 h (``content_publishing_limit``)."""
+    linkedin_sunset_before: str = "202401"
+    """``LinkedIn-Version`` values older than this (YYYYMM) are sunset: HTTP 426."""
+    youtube_daily_uploads: int = 100
+    """``videos.insert`` calls per channel per Pacific day before ``quotaExceeded``."""
+    youtube_channel_uploads: int | None = None
+    """Completed uploads per channel per Pacific day before ``uploadLimitExceeded``."""
+    youtube_session_ttl: float = 7 * 86400.0
+    """Seconds a resumable upload session lives; after that its URI answers 404."""
+    media_default_size: int = 1_048_576
+    """Bytes the media host serves for ``/_media/{name}`` without ``size``."""
 
     def __post_init__(self) -> None:
         """Reject values that make no sense."""
         self._check_types()
         if self.latency < 0 or self.hang_seconds < 0:
             raise ValueError("latency and hang_seconds must be >= 0")
+        for name in _NON_NEGATIVE:
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if not (len(self.linkedin_sunset_before) == 6 and self.linkedin_sunset_before.isdigit()):
+            raise ValueError("linkedin_sunset_before must be YYYYMM")
         if not 0.0 <= self.fault_rate <= 1.0:
             raise ValueError("fault_rate must be between 0 and 1")
         unknown = [k for k in self.faults if k not in FAULT_KINDS]
@@ -74,14 +131,16 @@ class SimConfig:
 
     def _check_types(self) -> None:
         """Reject values of the wrong type (as JSON sent to ``/_sim/config`` may have)."""
-        for name in ("latency", "fault_rate", "hang_seconds"):
+        for name in _NUMBERS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise TypeError(f"{name} must be a number")
-        for name in ("retry_after", "regain_minutes", "seed", "account_quota"):
+        for name in _INTS:
             value = getattr(self, name)
             if type(value) is not int and not (value is None and name in _OPTIONAL):
                 raise TypeError(f"{name} must be an integer")
+        if not isinstance(self.linkedin_sunset_before, str):
+            raise TypeError("linkedin_sunset_before must be a string")
         if not isinstance(self.faults, tuple):
             raise TypeError("faults must be a tuple of kind names")
 
@@ -112,6 +171,9 @@ def parse_faults(value: Any) -> tuple[str, ...]:
     raise ValueError("faults must be a list of kind names or a comma-separated string")
 
 
+DedupKey = tuple[str, str, str | None, str | None, str | None]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PostRecord:
     """One post the simulator accepted (made public)."""
@@ -123,11 +185,13 @@ class PostRecord:
     link: str | None
     media: tuple[str, ...]
     accepted_at: float
+    title: str | None = None
+    description: str | None = None
 
     @property
-    def dedup_key(self) -> tuple[str, str, str | None, str | None]:
+    def dedup_key(self) -> DedupKey:
         """Posts with the same key accepted twice are duplicates."""
-        return (self.platform, self.account, self.message, self.link)
+        return (self.platform, self.account, self.message, self.link, self.description)
 
     def as_json(self) -> dict[str, Any]:
         """The record as a JSON-ready dict (``accepted_at`` as ISO-8601 UTC)."""
@@ -139,6 +203,10 @@ class PostRecord:
             "link": self.link,
             "media": list(self.media),
             "accepted_at": datetime.fromtimestamp(self.accepted_at, UTC).isoformat(),
+        } | {
+            name: value
+            for name, value in (("title", self.title), ("description", self.description))
+            if value is not None
         }
 
 
@@ -160,13 +228,16 @@ class SimState:
     records: list[PostRecord] = field(default_factory=list)
     by_id: dict[str, PostRecord] = field(default_factory=dict)
     by_account: dict[tuple[str, str], list[PostRecord]] = field(default_factory=dict)
-    seen: dict[tuple[str, str, str | None, str | None], int] = field(default_factory=dict)
+    seen: dict[DedupKey, int] = field(default_factory=dict)
     duplicates: int = 0
     by_platform: Counter[str] = field(default_factory=Counter)
     faults_injected: Counter[str] = field(default_factory=Counter)
     calls: Counter[tuple[str, str]] = field(default_factory=Counter)
     total_calls: int = 0
     media: dict[str, MediaObject] = field(default_factory=dict)
+    token_refreshes: Counter[str] = field(default_factory=Counter)
+    on_reset: list[Callable[[], None]] = field(default_factory=list)
+    """Platform modules' own stores, cleared with everything else by :meth:`reset`."""
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _fault_rng: random.Random = field(default_factory=random.Random)
@@ -199,6 +270,9 @@ class SimState:
         self.calls.clear()
         self.total_calls = 0
         self.media.clear()
+        self.token_refreshes.clear()
+        for clear in self.on_reset:
+            clear()
         self._reseed()
 
     def new_id(self) -> str:
@@ -214,6 +288,8 @@ class SimState:
         message: str | None,
         link: str | None = None,
         media: tuple[str, ...] = (),
+        title: str | None = None,
+        description: str | None = None,
     ) -> PostRecord:
         """Record an accepted post and count it if it repeats an earlier one."""
         rec = PostRecord(
@@ -224,6 +300,8 @@ class SimState:
             link=link,
             media=media,
             accepted_at=time.time(),
+            title=title,
+            description=description,
         )
         self.records.append(rec)
         self.by_id[post_id] = rec
@@ -252,24 +330,41 @@ class SimState:
         budget = (self.config.account_quota or USAGE_BUDGET) * 10
         return min(100, self.total_calls * 100 // budget)
 
-    def draw_fault(self, platform: str, account: str) -> str | None:
-        """The fault for this publishing call, or None: quota first, then chance."""
+    def draw_fault(
+        self,
+        platform: str,
+        account: str,
+        kinds: Sequence[str] = GENERIC_FAULTS,
+        *,
+        publishing: bool = True,
+    ) -> str | None:
+        """The fault for this call, or None: quota first (publishing calls), then chance.
+
+        Only the configured kinds that are also in ``kinds`` (what this call supports)
+        are drawn; when there are none, nothing is drawn at all.
+        """
         quota = self.config.account_quota
-        if quota is not None and self.calls[(platform, account)] > quota:
+        if publishing and quota is not None and self.calls[(platform, account)] > quota:
             kind: str | None = "throttle"
         else:
-            kind = self._chance_fault()
+            kind = self._chance_fault(kinds)
         if kind is not None:
             self.faults_injected[kind] += 1
         return kind
 
-    def _chance_fault(self) -> str | None:
+    def _chance_fault(self, kinds: Sequence[str]) -> str | None:
         cfg = self.config
-        if cfg.fault_rate <= 0 or not cfg.faults:
+        choices = [k for k in cfg.faults if k in kinds]
+        if cfg.fault_rate <= 0 or not choices:
             return None
         if self._fault_rng.random() >= cfg.fault_rate:
             return None
-        return self._fault_rng.choice(cfg.faults)
+        return self._fault_rng.choice(choices)
+
+    def refreshed(self, token: str) -> int:
+        """Count one refresh call for ``token``; return its running total."""
+        self.token_refreshes[token] += 1
+        return self.token_refreshes[token]
 
     def latency(self) -> float:
         """Seconds to wait before answering a publishing call."""
@@ -284,4 +379,5 @@ class SimState:
             "by_platform": dict(self.by_platform),
             "faults_injected": dict(self.faults_injected),
             "calls": self.total_calls,
+            "token_refreshes": dict(self.token_refreshes),
         }

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import httpx
+
 from publisher.errors import StoreError
 from publisher.store.contract import FUNCTIONS
 
@@ -19,18 +21,24 @@ def _jsonable(value: Any) -> Any:
 
 
 class SupabaseTransport:
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, http: httpx.AsyncClient | None = None) -> None:
         self._client = client
+        self._http = http
 
     @classmethod
-    async def connect(cls, url: str, service_role_key: str) -> SupabaseTransport:
-        from supabase import acreate_client  # heavy import: only when Supabase is used
+    async def connect(cls, url: str, service_role_key: str, *,
+                      timeout: float = 60.0) -> SupabaseTransport:
+        from supabase import AsyncClientOptions, acreate_client  # heavy: only for Supabase
 
+        # Our own HTTP client: supabase-py's timeout option is deprecated, and we close it.
+        http = httpx.AsyncClient(timeout=timeout)
         try:
-            client = await acreate_client(url, service_role_key)
+            client = await acreate_client(url, service_role_key,
+                                          options=AsyncClientOptions(httpx_client=http))
         except Exception as exc:  # supabase-py raises plain exceptions for bad URLs/keys
+            await http.aclose()
             raise StoreError(f"cannot create the Supabase client: {type(exc).__name__}") from None
-        return cls(client)
+        return cls(client, http)
 
     async def call(self, function: str, params: Mapping[str, Any]) -> Any:
         spec = FUNCTIONS[function]
@@ -43,4 +51,5 @@ class SupabaseTransport:
         return response.data
 
     async def close(self) -> None:
-        return None
+        if self._http is not None:
+            await self._http.aclose()
