@@ -1,0 +1,106 @@
+"""Media we fetch ourselves: only public https URLs, streamed, redirects checked."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import respx
+
+from publisher.models import OutcomeKind
+from publisher.platforms.media import MediaFetcher, MediaStream
+
+
+@pytest.mark.parametrize("url", [
+    "https://127.0.0.1/video.mp4",           # loopback
+    "https://localhost/video.mp4",           # loopback by name
+    "https://10.1.2.3/video.mp4",            # private
+    "https://172.16.0.9/video.mp4",          # private
+    "https://192.168.1.10/video.mp4",        # private
+    "https://169.254.169.254/latest/meta-data",  # link-local: cloud metadata
+    "https://[::1]/video.mp4",               # IPv6 loopback
+    "https://[fe80::1]/video.mp4",           # IPv6 link-local
+    "https://[::ffff:127.0.0.1]/video.mp4",  # IPv4-mapped loopback
+    "https://0.0.0.0/video.mp4",             # unspecified
+    "https://224.0.0.1/video.mp4",           # multicast
+])
+async def test_non_public_addresses_are_refused(url: str) -> None:
+    """Private, loopback, link-local and similar addresses are refused with the reason."""
+    async with httpx.AsyncClient() as client:
+        problem = await MediaFetcher(client).problem(url)
+    assert problem is not None
+    assert "non-public address" in problem
+
+
+async def test_plain_http_is_refused() -> None:
+    """Only https is allowed for public media."""
+    async with httpx.AsyncClient() as client:
+        problem = await MediaFetcher(client).problem("http://93.184.216.34/v.mp4")
+    assert problem is not None
+    assert "not https" in problem
+
+
+async def test_unresolvable_host_is_refused() -> None:
+    """A host that does not resolve is a clear problem, not a crash."""
+    async with httpx.AsyncClient() as client:
+        problem = await MediaFetcher(client).problem("https://no-such-host.invalid/v.mp4")
+    assert problem is not None
+    assert "does not resolve" in problem
+
+
+async def test_configured_simulator_host_is_allowed() -> None:
+    """The simulator's own address is allowed only when it is configured."""
+    async with httpx.AsyncClient() as client:
+        assert await MediaFetcher(client, {"127.0.0.1:8787"}).problem(
+            "http://127.0.0.1:8787/_media/v.mp4") is None
+        assert await MediaFetcher(client).problem("http://127.0.0.1:8787/_media/v.mp4")
+
+
+@respx.mock
+async def test_public_media_streams_in_chunks() -> None:
+    """A public https URL opens as a stream with its length and type."""
+    respx.get("https://93.184.216.34/v.mp4").mock(return_value=httpx.Response(
+        200, content=b"x" * 3000, headers={"content-type": "video/mp4"}))
+    async with httpx.AsyncClient() as client, \
+            MediaFetcher(client).open("https://93.184.216.34/v.mp4") as stream:
+        assert isinstance(stream, MediaStream)
+        assert (stream.length, stream.content_type) == (3000, "video/mp4")
+        chunks = [chunk async for chunk in stream.chunks(1024)]
+    assert [len(c) for c in chunks] == [1024, 1024, 952]
+
+
+@respx.mock
+async def test_redirect_to_a_private_address_is_refused() -> None:
+    """Each redirect hop is checked: a public URL cannot bounce to the metadata service."""
+    respx.get("https://93.184.216.34/v.mp4").mock(return_value=httpx.Response(
+        302, headers={"location": "https://169.254.169.254/latest/meta-data"}))
+    async with httpx.AsyncClient() as client, \
+            MediaFetcher(client).open("https://93.184.216.34/v.mp4") as stream:
+        assert not isinstance(stream, MediaStream)
+        assert stream.kind is OutcomeKind.FAILED
+        assert "169.254.169.254" in (stream.reason or "")
+
+
+@respx.mock
+@pytest.mark.parametrize(("status", "kind"), [(404, OutcomeKind.FAILED),
+                                              (403, OutcomeKind.FAILED),
+                                              (503, OutcomeKind.RETRY),
+                                              (429, OutcomeKind.RETRY)])
+async def test_media_host_errors(status: int, kind: OutcomeKind) -> None:
+    """A missing file fails the post; a media host in trouble is retried later."""
+    respx.get("https://93.184.216.34/v.mp4").mock(return_value=httpx.Response(status))
+    async with httpx.AsyncClient() as client, \
+            MediaFetcher(client).open("https://93.184.216.34/v.mp4") as stream:
+        assert not isinstance(stream, MediaStream)
+        assert stream.kind is kind
+        assert str(status) in (stream.reason or "")
+
+
+@respx.mock
+async def test_resume_asks_for_a_range() -> None:
+    """Opening at an offset sends a Range header."""
+    route = respx.get("https://93.184.216.34/v.mp4").mock(return_value=httpx.Response(
+        206, content=b"tail", headers={"content-type": "video/mp4"}))
+    async with httpx.AsyncClient() as client, \
+            MediaFetcher(client).open("https://93.184.216.34/v.mp4", offset=100) as stream:
+        assert isinstance(stream, MediaStream)
+    assert route.calls.last.request.headers["range"] == "bytes=100-"
