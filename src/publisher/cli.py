@@ -109,7 +109,7 @@ async def _run(settings: Settings, *, dry_run: bool) -> int:
     stop = asyncio.Event()
     install_stop_signals(stop)
     summary = await run_once(settings, stop)
-    return 1 if summary.unwritten else 0
+    return 1 if summary.failed_run else 0
 
 
 async def _migrate(settings: Settings, url: str | None) -> int:

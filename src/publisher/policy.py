@@ -37,8 +37,9 @@ def outcome_row(post: ClaimedPost, outcome: Outcome, *, retry_base: float,
         return _row(post, outcome, "retrying", error=outcome.reason, delay_seconds=delay)
     if kind is OutcomeKind.DEFER:
         # Waiting for a quota or throttle does not use up an attempt.
-        return _row(post, outcome, "scheduled", error=outcome.reason,
-                    delay_seconds=outcome.retry_after or retry_base, refund_attempt=True)
+        wait = retry_base if outcome.retry_after is None else outcome.retry_after
+        return _row(post, outcome, "scheduled", error=outcome.reason, delay_seconds=wait,
+                    refund_attempt=True)
     if kind is OutcomeKind.PENDING:
         # The platform is still processing what we prepared: look again later, no attempt used.
         return _row(post, outcome, "scheduled", error=None,

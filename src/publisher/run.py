@@ -11,11 +11,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import urlsplit
 
 import httpx
+from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
 
 from publisher import schedule
 from publisher.batching import OutcomeRecorder, SendingMarker
 from publisher.crypto import TokenCipher
-from publisher.errors import ScheduleError
+from publisher.errors import ScheduleError, StoreError
 from publisher.limits import Limits
 from publisher.models import ClaimedPost, Outcome, OutcomeKind
 from publisher.platforms.base import PlatformAdapter, PublishContext, publish_masked
@@ -28,9 +29,13 @@ from publisher.tokens import TokenManager
 log = logging.getLogger("publisher.run")
 
 BeginSending = Callable[[], Awaitable[bool]]
+# On shutdown, posts not yet sending go straight back to the queue, attempt refunded.
+RELEASED = Outcome.defer("released: the worker stopped before sending", 0.0)
 
 RESOLVE_BATCH = 1000
 IDLE_POLL_SECONDS = 1.0
+IN_RUN_TRIES = 3            # a transient error is tried again this soon, then in a later run
+SHORT_WAIT_SECONDS = 5.0    # only waits up to this long are worth holding the post for
 
 
 class Publisher:
@@ -57,6 +62,13 @@ class Publisher:
         self._dead_accounts: dict[str, str] = {}      # account id -> reason, for this run
         self._paused_accounts: dict[str, tuple[float, str]] = {}  # id -> (until, reason)
         self.summary = RunSummary(worker_id=self._worker)
+        self._stopping = asyncio.Event()
+        self._retrying = AsyncRetrying(
+            stop=stop_after_attempt(IN_RUN_TRIES),
+            wait=wait_exponential_jitter(initial=0.5, max=SHORT_WAIT_SECONDS),
+            retry=retry_if_result(self._worth_retrying_now),
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+            reraise=True)
 
     def _claim_window(self, platform: str) -> int:
         """How many posts of a platform to hold at once: enough to keep its slots busy."""
@@ -65,6 +77,7 @@ class Publisher:
 
     async def run(self, stop: asyncio.Event | None = None, *, forever: bool = False) -> RunSummary:
         stop = stop or asyncio.Event()
+        self._stopping = stop
         deadline = time.monotonic() + self._settings.run_deadline_seconds
         self.summary.housekeeping = await self._store.prepare(
             self._settings.max_publish_delay_hours, sorted(self._adapters))
@@ -83,7 +96,15 @@ class Publisher:
                     drained.clear()  # look again for newly due posts
                 wanted = self._wanted(drained)
                 if wanted:
-                    await self._claim(wanted, drained)
+                    try:
+                        await self._claim(wanted, drained)
+                    except StoreError as exc:
+                        # Keep what we hold (in-flight posts finish and are recorded), claim
+                        # nothing more: the run ends and says it could not do its work.
+                        log.error("claiming failed, stopping this run: %s", exc)
+                        self.summary.stopped_because = f"database unavailable: {exc}"
+                        self.summary.database_failed = True
+                        break
                     drained_at = time.monotonic()
                 if not self._tasks and drained >= set(self._adapters) and not forever:
                     self.summary.stopped_because = "nothing due"
@@ -139,7 +160,7 @@ class Publisher:
             return sending
 
         try:
-            outcome = await self._publish(post, begin_sending)
+            outcome: Outcome = await self._retrying(self._publish, post, begin_sending)
         except Exception as exc:  # an adapter bug must not lose the post
             log.exception("adapter %s crashed on post %s", post.platform, post.id)
             reason = f"internal error in the {post.platform} adapter: {type(exc).__name__}"
@@ -169,12 +190,22 @@ class Publisher:
         context = PublishContext(client=self._client, access_token=token,
                                  endpoints=self._settings.endpoints, begin_sending=begin_sending,
                                  media_hosts=self._media_hosts)
+        if self._stopping.is_set():
+            return RELEASED
         async with self._limits.slot(post.platform, post.account.id, post.priority):
+            if self._stopping.is_set():
+                return RELEASED
             # The account may have been throttled or revoked while this post waited.
             late_problem = self._account_problem(post)
             if late_problem is not None:
                 return late_problem
             return await publish_masked(adapter, post, context)
+
+    def _worth_retrying_now(self, outcome: Outcome) -> bool:
+        """A transient error with a short wait is tried again within this run."""
+        return (outcome.kind is OutcomeKind.RETRY
+                and (outcome.retry_after or 0.0) <= SHORT_WAIT_SECONDS
+                and not self._stopping.is_set())
 
     def _account_problem(self, post: ClaimedPost) -> Outcome | None:
         account = post.account

@@ -20,7 +20,13 @@ class RunSummary:
     by_platform: dict[str, Counter[str]] = field(default_factory=dict)
     lost_claims: int = 0
     unwritten: int = 0
+    database_failed: bool = False
     stopped_because: str = ""
+
+    @property
+    def failed_run(self) -> bool:
+        """The run could not do its work: the process should exit non-zero."""
+        return self.database_failed or self.unwritten > 0
 
     def count(self, platform: str, status: str) -> None:
         self.by_status[status] += 1
@@ -46,5 +52,6 @@ class RunSummary:
             "success_rate": round(published / self.finished, 4) if self.finished else None,
             "lost_claims": self.lost_claims,
             "unwritten_outcomes": self.unwritten,
+            "database_failed": self.database_failed,
             "stopped_because": self.stopped_because,
         }

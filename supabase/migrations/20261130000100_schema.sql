@@ -113,14 +113,50 @@ create table if not exists public.publisher_runs (
   summary jsonb not null
 );
 
+-- Rolling publishing quotas, N posts per window, per account or per platform (app).
+-- Defaults from the platforms' documented caps; operators change the rows to fit their app.
+create table if not exists public.publish_quotas (
+  platform text not null,
+  scope text not null check (scope in ('account', 'platform')),
+  post_types text[],                       -- null: every post type counts
+  max_posts integer not null check (max_posts >= 0),
+  window_seconds integer not null check (window_seconds between 1 and 7 * 86400),
+  note text,
+  primary key (platform, scope)
+);
+insert into public.publish_quotas (platform, scope, post_types, max_posts, window_seconds, note)
+values
+  ('instagram', 'account', null, 100, 86400, 'API-published posts per account per rolling 24 h'),
+  ('facebook', 'account', '{reel}', 30, 86400, 'Reels per Page per rolling 24 h'),
+  ('youtube', 'platform', null, 100, 86400, 'videos.insert calls per project per day')
+on conflict (platform, scope) do nothing;
+
+-- One row per claimed post counted against a quota; kept while the post went out (or may
+-- have), dropped when the attempt published nothing.
+create table if not exists public.quota_reservations (
+  post_id bigint not null,
+  attempt integer not null,
+  platform text not null,
+  scope text not null,
+  account_id uuid,
+  post_type text not null,
+  reserved_at timestamptz not null default now(),
+  primary key (post_id, attempt, scope)
+);
+create index if not exists quota_reservations_window
+  on public.quota_reservations (platform, scope, account_id, reserved_at);
+
 -- End users (anon, authenticated) reach none of this; the publisher uses service_role.
 alter table public.social_accounts enable row level security;
 alter table public.created_content enable row level security;
 alter table public.publish_attempts enable row level security;
 alter table public.publisher_runs enable row level security;
+alter table public.publish_quotas enable row level security;
+alter table public.quota_reservations enable row level security;
 
 revoke all on public.social_accounts, public.created_content, public.publish_attempts,
-  public.publisher_runs from public, anon, authenticated;
+  public.publisher_runs, public.publish_quotas, public.quota_reservations
+  from public, anon, authenticated;
 grant all on public.social_accounts, public.created_content, public.publish_attempts,
-  public.publisher_runs to service_role;
+  public.publisher_runs, public.publish_quotas, public.quota_reservations to service_role;
 grant usage, select on all sequences in schema public to service_role;

@@ -52,6 +52,15 @@ as $$
      where c.status = 'publishing'
        and c.lease_expires_at < now()
     returning c.id, c.status
+  ), released_quota as (
+    delete from public.quota_reservations r
+     using released
+     where r.post_id = released.id and released.status = 'scheduled'
+    returning 1
+  ), pruned_quota as (
+    delete from public.quota_reservations r
+     where r.reserved_at < now() - interval '8 days'
+    returning 1
   )
   select jsonb_build_object(
     'expired', (select count(*) from expired),
@@ -99,30 +108,133 @@ $$;
 
 -- Atomically claims due posts: at most p_limits->>platform per platform, highest priority
 -- first, then oldest due; rows another worker holds are skipped, never waited for.
+-- Rolling quotas (publish_quotas) are reserved in this same transaction: a post that would
+-- exceed one is not claimed but gets a not_before at the window's next free slot (no attempt
+-- used). Quota keys are serialized with transaction-scoped advisory locks, so concurrent
+-- claims on any number of workers stay within every quota exactly.
 -- Returns one json array of the claimed posts with their accounts.
 create or replace function public.claim_due_posts(
   p_worker text,
   p_limits jsonb,
   p_lease_seconds double precision
 ) returns jsonb
-language sql
+language plpgsql
 as $$
-  with wanted as (
-    select picked.id
-      from jsonb_each_text(p_limits) as l(platform, n)
+declare
+  v_candidates bigint[];
+  v_admitted bigint[] := '{}';
+  v_limits jsonb := p_limits;
+  v_held_back integer;
+  v_round integer := 0;
+  v_result jsonb;
+begin
+  -- Posts held back by a quota get a later not_before, so another round picks the next ones;
+  -- a few rounds fill the batch even when the first candidates were all over quota.
+  loop
+    v_round := v_round + 1;
+    select coalesce(array_agg(picked.id), '{}') into v_candidates
+      from jsonb_each_text(v_limits) as l(platform, n)
       cross join lateral (
         select c.id
           from public.created_content c
          where c.status in ('scheduled', 'retrying')
            and c.platform = l.platform
            and c.due_at <= now()
+           and c.id <> all (v_admitted)
            and not exists (select 1 from public.social_accounts a
                             where a.id = c.account_id and a.paused_until > now())
          order by c.priority desc, c.due_at, c.id
          limit greatest(l.n::integer, 0)
            for update of c skip locked
-      ) picked
-  ), claimed as (
+      ) picked;
+    exit when cardinality(v_candidates) = 0;
+
+    if not exists (select 1 from public.publish_quotas q
+                     join public.created_content c on c.platform = q.platform
+                    where c.id = any(v_candidates)) then
+      v_admitted := v_admitted || v_candidates;
+      exit;
+    end if;
+
+    -- One quota key at a time, in a fixed order (no deadlocks between claimers).
+    perform pg_advisory_xact_lock(k.key)
+       from (select distinct hashtextextended(
+                       q.platform || ':' || q.scope || ':' ||
+                       case when q.scope = 'account' then coalesce(c.account_id::text, '')
+                            else '*' end,
+                       7243) as key
+               from public.created_content c
+               join public.publish_quotas q on q.platform = c.platform
+                and (q.post_types is null or c.post_type = any(q.post_types))
+              where c.id = any(v_candidates)
+              order by 1) k;
+
+    -- A new statement, so a new snapshot: it sees reservations other claimers committed
+    -- while we waited for the locks.
+    create temporary table if not exists pg_temp.claim_quota_checks (
+      id bigint, platform text, scope text, account_id uuid, fits boolean, free_at timestamptz
+    ) on commit drop;
+    delete from pg_temp.claim_quota_checks;
+    insert into pg_temp.claim_quota_checks
+    select ranked.id, ranked.platform, ranked.scope, ranked.account_id,
+           ranked.rank <= ranked.max_posts - ranked.used,
+           coalesce(ranked.oldest, now()) + make_interval(secs => ranked.window_seconds)
+      from (
+        select c.id, q.platform, q.scope, c.account_id, q.max_posts, q.window_seconds,
+               row_number() over (
+                 partition by q.platform, q.scope,
+                              case when q.scope = 'account' then c.account_id end
+                 order by c.priority desc, c.due_at, c.id) as rank,
+               usage.used, usage.oldest
+          from public.created_content c
+          join public.publish_quotas q on q.platform = c.platform
+           and (q.post_types is null or c.post_type = any(q.post_types))
+          cross join lateral (
+            select count(*) as used, min(r.reserved_at) as oldest
+              from public.quota_reservations r
+             where r.platform = q.platform and r.scope = q.scope
+               and (q.scope = 'platform' or r.account_id = c.account_id)
+               and (q.post_types is null or r.post_type = any(q.post_types))
+               and r.reserved_at > now() - make_interval(secs => q.window_seconds)
+          ) usage
+         where c.id = any(v_candidates)
+      ) ranked;
+
+    -- Over a quota: wait for its next free slot; not failed, no attempt used.
+    update public.created_content c
+       set not_before = greatest(coalesce(c.not_before, now()), w.free_at),
+           last_error = 'waiting for quota: ' || w.what,
+           updated_at = now()
+      from (select k.id, max(k.free_at) as free_at,
+                   string_agg(k.platform || ' ' || k.scope || ' quota full', ', ') as what
+              from pg_temp.claim_quota_checks k where not k.fits group by k.id) w
+     where c.id = w.id;
+    get diagnostics v_held_back = row_count;
+
+    insert into public.quota_reservations (post_id, attempt, platform, scope, account_id,
+                                           post_type)
+    select k.id, c.attempts + 1, k.platform, k.scope, c.account_id, c.post_type
+      from pg_temp.claim_quota_checks k
+      join public.created_content c on c.id = k.id
+     where k.id not in (select id from pg_temp.claim_quota_checks where not fits);
+
+    v_admitted := v_admitted || array(
+      select cand.id from unnest(v_candidates) as cand(id)
+       where not exists (select 1 from pg_temp.claim_quota_checks k
+                          where k.id = cand.id and not k.fits));
+    exit when v_held_back = 0 or v_round >= 5;
+    -- Next round: only as many per platform as are still wanted.
+    select coalesce(jsonb_object_agg(l.platform, l.n::integer - coalesce(got.n, 0)), '{}')
+      into v_limits
+      from jsonb_each_text(p_limits) as l(platform, n)
+      left join (select c.platform, count(*) as n from public.created_content c
+                  where c.id = any(v_admitted) group by c.platform) got
+        on got.platform = l.platform
+     where l.n::integer - coalesce(got.n, 0) > 0;
+    exit when v_limits = '{}'::jsonb;
+  end loop;
+
+  with claimed as (
     update public.created_content c
        set status = 'publishing',
            attempts = c.attempts + 1,
@@ -130,8 +242,7 @@ as $$
            lease_expires_at = now() + make_interval(secs => p_lease_seconds),
            sending_started_at = null,
            updated_at = now()
-      from wanted w
-     where c.id = w.id
+     where c.id = any(v_admitted)
     returning c.*
   )
   select coalesce(jsonb_agg(jsonb_build_object(
@@ -148,8 +259,11 @@ as $$
              'refresh_token_encrypted', a.refresh_token_encrypted,
              'token_expires_at', a.token_expires_at) end)
            order by c.priority desc, c.due_at, c.id), '[]')
+    into v_result
     from claimed c
     left join public.social_accounts a on a.id = c.account_id;
+  return v_result;
+end
 $$;
 
 -- Stamps "sending" on claimed posts just before their irreversible publish call.
@@ -218,6 +332,14 @@ as $$
        and a.status is distinct from o.account_status
        and o.id in (select id from updated)   -- a fenced-out write changes nothing
     returning a.id
+  ), released_quota as (
+    -- Only a post that went out (or may have) keeps its quota slot.
+    delete from public.quota_reservations r
+     using o
+     where r.post_id = o.id and r.attempt = o.attempt
+       and o.status not in ('published', 'needs_review')
+       and o.id in (select id from updated)
+    returning 1
   ), logged as (
     insert into public.publish_attempts
       (post_id, worker_id, attempt, outcome, status, applied, error, platform_post_id, detail)

@@ -27,11 +27,11 @@ class SupabaseTransport:
 
     @classmethod
     async def connect(cls, url: str, service_role_key: str, *,
-                      timeout: float = 60.0) -> SupabaseTransport:
+                      http_timeout: float = 60.0) -> SupabaseTransport:
         from supabase import AsyncClientOptions, acreate_client  # heavy: only for Supabase
 
         # Our own HTTP client: supabase-py's timeout option is deprecated, and we close it.
-        http = httpx.AsyncClient(timeout=timeout)
+        http = httpx.AsyncClient(timeout=http_timeout)
         try:
             client = await acreate_client(url, service_role_key,
                                           options=AsyncClientOptions(httpx_client=http))
