@@ -92,6 +92,38 @@ async def run_once(settings: Settings, stop: asyncio.Event | None = None) -> Run
         return summary
 
 
+async def work_forever(settings: Settings, stop: asyncio.Event) -> None:
+    """`publisher worker`: run after run until stopped. Between runs with nothing due it
+    waits for a NOTIFY from the database (direct connections) or polls."""
+    async with runtime(settings) as rt:
+        wake = asyncio.Event()
+        listening = await rt.store.listen_for_due_posts(wake.set)
+        idle_wait = settings.worker_poll_seconds * (10 if listening else 1)
+        log.info("worker started", extra={"fields": {
+            "event": "worker_started", "worker_id": settings.worker_id, "listening": listening}})
+        while not stop.is_set():
+            wake.clear()
+            summary = await rt.publisher().run(stop)
+            if summary.claimed or any(summary.housekeeping.values()):
+                await finish_run(rt.store, summary)
+            if summary.database_failed:
+                await _sleep_or_stop(stop, wake, settings.worker_poll_seconds * 5, wake_ok=False)
+            elif summary.stopped_because == "nothing due":
+                await _sleep_or_stop(stop, wake, idle_wait)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, wake: asyncio.Event, seconds: float, *,
+                         wake_ok: bool = True) -> None:
+    waiters = {asyncio.create_task(stop.wait())}
+    if wake_ok:
+        waiters.add(asyncio.create_task(wake.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
 async def finish_run(store: Store, summary: RunSummary) -> None:
     """The summary as a run-log row and as one structured log line."""
     fields = summary.as_dict()

@@ -1,4 +1,4 @@
-"""Command line: publisher run | demo | migrate | status | connect-account | keygen."""
+"""Command line: publisher run | worker | demo | migrate | status | connect-account | keygen."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="publish what is due now, then exit (the cron job)")
     run.add_argument("--dry-run", action="store_true",
                      help="claim nothing; print what would be published")
+
+    sub.add_parser("worker", help="publish continuously until SIGTERM (for deployments that "
+                                  "outgrow the cron job; run as many replicas as needed)")
 
     demo = sub.add_parser("demo", help="embedded database + simulator + seeded posts, one run")
     demo.add_argument("--posts", type=int, default=500, help="posts to seed (default 500)")
@@ -77,6 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "run":
         return await _run(settings, dry_run=args.dry_run)
+    if args.command == "worker":
+        from publisher.app import install_stop_signals, work_forever
+
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await work_forever(settings, stop)
+        return 0
     if args.command == "demo":
         from publisher.demo import run_demo
 

@@ -65,7 +65,7 @@ class Publisher:
         self._stopping = asyncio.Event()
         self._retrying = AsyncRetrying(
             stop=stop_after_attempt(IN_RUN_TRIES),
-            wait=wait_exponential_jitter(initial=0.5, max=SHORT_WAIT_SECONDS),
+            wait=wait_exponential_jitter(multiplier=0.5, max=SHORT_WAIT_SECONDS),
             retry=retry_if_result(self._worth_retrying_now),
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
             reraise=True)

@@ -66,6 +66,7 @@ class Settings:
     http_timeout_seconds: float = 30.0
     retry_base_seconds: float = 60.0
     retry_max_seconds: float = 3600.0
+    worker_poll_seconds: float = 2.0
     simulator_url: str | None = None
     endpoints: PlatformEndpoints = field(default_factory=PlatformEndpoints)
     oauth_clients: Mapping[str, OAuthClient] = field(default_factory=dict)  # platform -> app
@@ -213,6 +214,7 @@ def _read(env: Mapping[str, str]) -> Settings:
         http_timeout_seconds=timeout,
         retry_base_seconds=retry_base,
         retry_max_seconds=retry_max,
+        worker_poll_seconds=_number(env, "WORKER_POLL_SECONDS", 2.0, low=0.05, high=3600),
         simulator_url=simulator,
         endpoints=endpoints,
         oauth_clients=_oauth_clients(env),

@@ -146,6 +146,21 @@ create table if not exists public.quota_reservations (
 create index if not exists quota_reservations_window
   on public.quota_reservations (platform, scope, account_id, reserved_at);
 
+-- Wakes long-running workers (publisher worker, LISTEN publisher_due) when posts are added
+-- or rescheduled, so they need not poll often. One notification per statement, not per row.
+create or replace function public.notify_publisher_due() returns trigger
+language plpgsql as $$
+begin
+  perform pg_notify('publisher_due', '');
+  return null;
+end
+$$;
+drop trigger if exists created_content_notify_due on public.created_content;
+create trigger created_content_notify_due
+  after insert or update of status, scheduled_at, scheduled_local on public.created_content
+  for each statement execute function public.notify_publisher_due();
+revoke all on function public.notify_publisher_due() from public;
+
 -- End users (anon, authenticated) reach none of this; the publisher uses service_role.
 alter table public.social_accounts enable row level security;
 alter table public.created_content enable row level security;

@@ -7,7 +7,7 @@ which refuses prepared statements.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +47,7 @@ class PostgresTransport:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._listener: Any = None
 
     @classmethod
     async def connect(cls, url: str, *, max_size: int = 4) -> PostgresTransport:
@@ -72,7 +73,21 @@ class PostgresTransport:
             return json.loads(value)
         return value
 
+    async def listen(self, channel: str, callback: Callable[[], None]) -> bool:
+        """Calls back on each NOTIFY on channel; False where a session cannot be held
+        (Supabase's pooler in transaction mode refuses LISTEN): then callers poll."""
+        try:
+            conn = await self._pool.acquire()
+            await conn.add_listener(channel, lambda *_: callback())
+        except (*_CONNECTION_ERRORS, asyncpg.PostgresError):
+            return False
+        self._listener = conn
+        return True
+
     async def close(self) -> None:
+        if self._listener is not None:
+            await self._pool.release(self._listener)
+            self._listener = None
         await self._pool.close()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -134,6 +134,13 @@ class Store:
             p_access_token_encrypted=access_token_encrypted,
             p_refresh_token_encrypted=refresh_token_encrypted,
             p_token_expires_at=token_expires_at, p_status=status, p_reason=reason))
+
+    async def listen_for_due_posts(self, callback: Callable[[], None]) -> bool:
+        """Calls back when posts become due; False when this transport cannot (poll)."""
+        listen = getattr(self._transport, "listen", None)
+        if listen is None:
+            return False
+        return bool(await listen("publisher_due", callback))
 
     async def close(self) -> None:
         await self._transport.close()
