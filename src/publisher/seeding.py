@@ -64,7 +64,7 @@ async def seed(conn: asyncpg.Connection, plan: SeedPlan, cipher: TokenCipher,
         """
         insert into public.created_content
           (account_id, platform, post_type, content, title, link_url, media_urls, scheduled_at)
-        select a, p, t, c, case when p = 'youtube' then left(c, 90) end, l,
+        select a, p, t, c, case when p = 'youtube' or t = 'link' then left(c, 90) end, l,
                coalesce((select array_agg(x) from jsonb_array_elements_text(m) x), '{}'),
                now() - make_interval(secs => age)
           from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[],

@@ -19,6 +19,10 @@ Body shape: {"status": 401, "serviceErrorCode": 65601, "code": "REVOKED_ACCESS_T
     "... is a duplicate of urn:li:..."  UNKNOWN (on POST /rest/posts): the earlier identical
       (422), or DUPLICATE_POST            post is live; its URN goes in detail["duplicate_of"]
     422 / any other 4xx                 FAILED with LinkedIn's message
+
+Token refresh (POST /oauth/v2/accessToken, {"error", "error_description"}): 5xx RETRY;
+429 DEFER (account paused); invalid_client DEFER 1 h with config_error (our app's
+credentials, not the member's); any other refusal (invalid_grant...) REAUTH.
 """
 
 from __future__ import annotations
@@ -92,11 +96,11 @@ def classify_linkedin_error(response: httpx.Response, *, irreversible: bool,
     described = f"{message} (HTTP {status}{f', {tag}' if tag else ''})"
 
     if status == 426 or code in VERSION_CODES:
+        detail[CONFIG_ERROR] = VERSION_SETTING
         return Outcome.defer(
             f"LinkedIn no longer accepts API version {version}: {described}. Set "
             f"{VERSION_SETTING} to a current YYYYMM month; the post waits and is not at fault",
-            CONFIG_DEFER_SECONDS, pause_account=False, **detail,
-            **{CONFIG_ERROR: VERSION_SETTING})
+            CONFIG_DEFER_SECONDS, pause_account=False, **detail)
     if status == 429:
         return _throttled(response, message, described, detail, now)
     if status >= 500:
@@ -162,10 +166,10 @@ def classify_token_error(response: httpx.Response) -> Outcome:
                              retry_after_seconds(response) or THROTTLE_SECONDS,
                              pause_account=True, **detail)
     if error == "invalid_client":
+        detail[CONFIG_ERROR] = "LINKEDIN_CLIENT_SECRET"
         return Outcome.defer(
             f"LinkedIn refused our app's credentials: {described}. Check LINKEDIN_CLIENT_ID "
-            "and LINKEDIN_CLIENT_SECRET", CONFIG_DEFER_SECONDS, **detail,
-            **{CONFIG_ERROR: "LINKEDIN_CLIENT_SECRET"})
+            "and LINKEDIN_CLIENT_SECRET", CONFIG_DEFER_SECONDS, **detail)
     return Outcome.reauth(f"LinkedIn refused to refresh the token ({described}): the member "
                           "must reconnect LinkedIn", **detail)
 
