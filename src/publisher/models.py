@@ -60,6 +60,7 @@ class ClaimedPost:
     account: Account | None
     publish_state: dict[str, Any] = field(default_factory=dict)  # resume/reconcile notes
     sending_started_at: datetime | None = None  # set: a previous attempt may have sent
+    last_error: str | None = None               # filled for posts under review
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ClaimedPost:
@@ -82,6 +83,7 @@ class ClaimedPost:
             account=Account.from_row(account) if isinstance(account, dict) else None,
             publish_state=state if isinstance(state, dict) else {},
             sending_started_at=_optional_time(row.get("sending_started_at")),
+            last_error=row.get("last_error"),
         )
 
 

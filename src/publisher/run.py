@@ -20,7 +20,15 @@ from publisher.errors import ScheduleError, StoreError
 from publisher.limits import Limits
 from publisher.models import ClaimedPost, Outcome, OutcomeKind
 from publisher.platforms.base import PlatformAdapter, PublishContext, publish_masked
+from publisher.platforms.media import scheme_problem
 from publisher.policy import outcome_row
+from publisher.reconcile import (
+    REVIEW_BATCH,
+    REVIEW_EVERY_SECONDS,
+    REVIEW_MAX_CHECKS,
+    reconcile_post,
+    settled_or_unknown,
+)
 from publisher.settings import Settings
 from publisher.store import Store
 from publisher.summary import RunSummary
@@ -82,6 +90,7 @@ class Publisher:
         self.summary.housekeeping = await self._store.prepare(
             self._settings.max_publish_delay_hours, sorted(self._adapters))
         await self._resolve_local_schedules()
+        await self._start_reviews()
         drained: set[str] = set()
         drained_at = time.monotonic()
         try:
@@ -151,7 +160,7 @@ class Publisher:
         self.summary.lost_claims = len(self._recorder.lost)
         self.summary.unwritten = len(self._recorder.unwritten)
 
-    async def _publish_and_record(self, post: ClaimedPost) -> None:
+    async def _publish_and_record(self, post: ClaimedPost, *, review: bool = False) -> None:
         sending = False
 
         async def begin_sending() -> bool:
@@ -160,20 +169,38 @@ class Publisher:
             return sending
 
         try:
-            outcome: Outcome = await self._retrying(self._publish, post, begin_sending)
+            if review:
+                outcome: Outcome = await self._publish(post, begin_sending, review=True)
+            else:
+                outcome = await self._retrying(self._publish, post, begin_sending)
         except Exception as exc:  # an adapter bug must not lose the post
             log.exception("adapter %s crashed on post %s", post.platform, post.id)
             reason = f"internal error in the {post.platform} adapter: {type(exc).__name__}"
-            outcome = Outcome.unknown(reason) if sending else Outcome.retry(reason)
+            outcome = Outcome.unknown(reason) if sending or review else Outcome.retry(reason)
         finally:
-            self._in_flight[post.platform] -= 1
+            if not review:
+                self._in_flight[post.platform] -= 1
+        if review:
+            outcome = settled_or_unknown(outcome)
         self._note_account_state(post, outcome)
         row = outcome_row(post, outcome, retry_base=self._settings.retry_base_seconds,
                           retry_max=self._settings.retry_max_seconds)
         self.summary.count(post.platform, row.status)
         self._recorder.add(row)
 
-    async def _publish(self, post: ClaimedPost, begin_sending: BeginSending) -> Outcome:
+    async def _start_reviews(self) -> None:
+        """Asks the platforms about posts whose outcome was unknown (see reconcile.py)."""
+        posts = await self._store.claim_for_review(
+            self._worker, sorted(self._adapters), limit=REVIEW_BATCH,
+            max_checks=REVIEW_MAX_CHECKS, every_seconds=REVIEW_EVERY_SECONDS,
+            lease_seconds=self._settings.lease_seconds)
+        for post in posts:
+            task = asyncio.create_task(self._publish_and_record(post, review=True))
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
+
+    async def _publish(self, post: ClaimedPost, begin_sending: BeginSending, *,
+                       review: bool = False) -> Outcome:
         adapter = self._adapters.get(post.platform)
         if adapter is None:
             return Outcome.failed(f"unknown platform {post.platform!r}")
@@ -181,7 +208,7 @@ class Publisher:
         if problem is not None:
             return problem
         assert post.account is not None
-        invalid = adapter.validate(post)
+        invalid = scheme_problem(post.media_urls, self._media_hosts) or adapter.validate(post)
         if invalid is not None:
             return Outcome.failed(invalid)
         token = await self._tokens.access_token(post.account)
@@ -199,6 +226,8 @@ class Publisher:
             late_problem = self._account_problem(post)
             if late_problem is not None:
                 return late_problem
+            if review:
+                return await reconcile_post(adapter, post, context)
             return await publish_masked(adapter, post, context)
 
     def _worth_retrying_now(self, outcome: Outcome) -> bool:

@@ -25,6 +25,8 @@ POST_MIX: dict[str, tuple[str, ...]] = {
 }
 MEDIA_COUNT = {"photo": 1, "photos": 3, "image": 1, "images": 3, "reel": 1, "carousel": 3,
                "video": 1}
+IMAGE_BYTES = 200_000
+VIDEO_BYTES = 2_000_000
 EXTERNAL_ID = {"facebook": "page-{n}", "instagram": "1784{n:011d}",
                "linkedin": "urn:li:organization:{n}", "youtube": "UC{n:022d}"}
 
@@ -37,6 +39,13 @@ class SeedPlan:
     expired: int = 0          # extra posts already more than 24 h late
     local_time: int = 0       # extra posts given as local time + zone, due now
     media_base: str = "https://media.example.com"
+
+
+def media_url(base: str, name: str, *, video: bool) -> str:
+    """A media URL; size and type in the query are what the simulator's media host serves."""
+    if video:
+        return f"{base}/{name}.mp4?size={VIDEO_BYTES}&type=video/mp4"
+    return f"{base}/{name}.jpg?size={IMAGE_BYTES}&type=image/jpeg"
 
 
 async def seed(conn: asyncpg.Connection, plan: SeedPlan, cipher: TokenCipher,
@@ -55,8 +64,8 @@ async def seed(conn: asyncpg.Connection, plan: SeedPlan, cipher: TokenCipher,
         types.append(post_type)
         contents.append(f"Post {n} for {platform}: hello from the demo #{rng.randrange(10**9)}")
         links.append("https://example.com/article" if post_type == "link" else None)
-        extension = "mp4" if post_type in ("reel", "video") else "jpg"
-        media.append([f"{plan.media_base}/{n}-{i}.{extension}"
+        video = post_type in ("reel", "video")
+        media.append([media_url(plan.media_base, f"{n}-{i}", video=video)
                       for i in range(MEDIA_COUNT.get(post_type, 0))])
         late = 25 * 3600 + rng.randrange(3600) if n >= plan.posts else rng.randrange(600)
         ages.append(float(late))
@@ -109,6 +118,6 @@ async def _seed_local_time(conn: asyncpg.Connection, plan: SeedPlan,
             """,
             account_id, platform, POST_MIX[platform][0],
             f"Local-time post {n} in {zone}", f"Local {n}" if platform == "youtube" else None,
-            [f"{plan.media_base}/local-{n}.{'mp4' if platform == 'youtube' else 'jpg'}"]
+            [media_url(plan.media_base, f"local-{n}", video=platform == "youtube")]
             if MEDIA_COUNT.get(POST_MIX[platform][0]) else [], zone)
 

@@ -76,6 +76,10 @@ create table if not exists public.created_content (
 alter table public.created_content
   add column if not exists publish_state jsonb not null default '{}';
 -- Token refresh: one worker at a time per account.
+-- Reconciliation of posts whose outcome is unknown: how often and when we last asked.
+alter table public.created_content
+  add column if not exists review_checks integer not null default 0;
+alter table public.created_content add column if not exists review_checked_at timestamptz;
 alter table public.social_accounts add column if not exists refresh_locked_by text;
 alter table public.social_accounts add column if not exists refresh_locked_until timestamptz;
 

@@ -496,6 +496,58 @@ as $$
   select exists (select 1 from saved);
 $$;
 
+-- Takes posts in needs_review that may be settled by asking the platform (a reconcile
+-- pass): each at most p_max_checks times, no more often than every p_every_seconds. They are
+-- held like a claim (status publishing, lease, worker) without using an attempt, so the
+-- answer is written by record_outcomes, fenced as usual; a worker dying here leaves them in
+-- needs_review again (sending was stamped).
+create or replace function public.claim_for_review(
+  p_worker text, p_platforms text[], p_limit integer, p_max_checks integer,
+  p_every_seconds double precision, p_lease_seconds double precision
+) returns jsonb
+language sql
+as $$
+  with picked as (
+    select c.id
+      from public.created_content c
+     where c.status = 'needs_review'
+       and c.platform = any(p_platforms)
+       and c.review_checks < p_max_checks
+       and (c.review_checked_at is null
+            or c.review_checked_at < now() - make_interval(secs => p_every_seconds))
+     order by c.review_checked_at nulls first, c.id
+     limit p_limit
+       for update skip locked
+  ), held as (
+    update public.created_content c
+       set status = 'publishing',
+           locked_by = p_worker,
+           lease_expires_at = now() + make_interval(secs => p_lease_seconds),
+           review_checks = c.review_checks + 1,
+           review_checked_at = now(),
+           updated_at = now()
+      from picked
+     where c.id = picked.id
+    returning c.*
+  )
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'id', c.id, 'attempt', c.attempts, 'max_attempts', c.max_attempts,
+           'platform', c.platform, 'post_type', c.post_type, 'content', c.content,
+           'title', c.title, 'link_url', c.link_url, 'media_urls', to_jsonb(c.media_urls),
+           'options', c.platform_options, 'priority', c.priority,
+           'scheduled_at', c.scheduled_at, 'user_id', c.user_id,
+           'publish_state', c.publish_state, 'sending_started_at', c.sending_started_at,
+           'last_error', c.last_error,
+           'account', case when a.id is null then null else jsonb_build_object(
+             'id', a.id, 'platform', a.platform, 'external_id', a.external_id,
+             'status', a.status, 'status_reason', a.status_reason,
+             'access_token_encrypted', a.access_token_encrypted,
+             'refresh_token_encrypted', a.refresh_token_encrypted,
+             'token_expires_at', a.token_expires_at) end)), '[]')
+    from held c
+    left join public.social_accounts a on a.id = c.account_id;
+$$;
+
 -- Only the publisher (service_role) may call these; end users may not.
 do $$
 declare f record;
@@ -508,7 +560,8 @@ begin
                          'apply_resolved_schedules', 'claim_due_posts', 'mark_sending',
                          'record_outcomes', 'pause_account', 'record_run', 'publisher_status',
                          'connect_account', 'list_due_posts',
-                         'lock_account_refresh', 'save_refreshed_tokens')
+                         'lock_account_refresh', 'save_refreshed_tokens',
+                         'claim_for_review')
   loop
     execute format('revoke all on function %s from public, anon, authenticated', f.sig);
     execute format('grant execute on function %s to service_role', f.sig);

@@ -7,7 +7,7 @@ import pytest
 import respx
 
 from publisher.models import OutcomeKind
-from publisher.platforms.media import MediaFetcher, MediaStream
+from publisher.platforms.media import MediaFetcher, MediaStream, scheme_problem
 
 
 @pytest.mark.parametrize("url", [
@@ -104,3 +104,23 @@ async def test_resume_asks_for_a_range() -> None:
             MediaFetcher(client).open("https://93.184.216.34/v.mp4", offset=100) as stream:
         assert isinstance(stream, MediaStream)
     assert route.calls.last.request.headers["range"] == "bytes=100-"
+
+
+@pytest.mark.parametrize(("urls", "allowed", "bad"), [
+    (("https://cdn.example.com/a.jpg",), (), None),
+    (("http://cdn.example.com/a.jpg",), (), "a.jpg"),
+    (("https://cdn.example.com/a.jpg", "ftp://cdn.example.com/b.jpg"), (), "b.jpg"),
+    (("file:///etc/passwd",), (), "passwd"),
+    (("http://127.0.0.1:8787/_media/v.mp4",), ("127.0.0.1:8787",), None),
+    (("http://127.0.0.1:9999/_media/v.mp4",), ("127.0.0.1:8787",), "v.mp4"),
+])
+def test_scheme_problem_allows_https_and_the_simulator_only(
+        urls: tuple[str, ...], allowed: tuple[str, ...], bad: str | None) -> None:
+    """Media must be https, except on the configured simulator's host; the reason names it."""
+    problem = scheme_problem(urls, allowed)
+    if bad is None:
+        assert problem is None
+    else:
+        assert problem is not None
+        assert bad in problem
+        assert "https" in problem

@@ -429,6 +429,7 @@ async def test_duplicates_are_counted(client: httpx.AsyncClient) -> None:
         "by_platform": {"facebook": 4},
         "faults_injected": {},
         "calls": 4,
+        "token_refreshes": {},
     }
 
 
@@ -473,7 +474,11 @@ async def test_config_changes_behaviour(client: httpx.AsyncClient) -> None:
 async def test_health_and_posts_filter(client: httpx.AsyncClient) -> None:
     """Health names the platforms and fault kinds; posts filter by account."""
     health = (await client.get("/_sim/health")).json()
-    assert health == {"status": "ok", "platforms": ["facebook"], "fault_kinds": list(FAULT_KINDS)}
+    assert health == {
+        "status": "ok",
+        "platforms": ["facebook", "instagram", "linkedin", "youtube"],
+        "fault_kinds": list(FAULT_KINDS),
+    }
     await client.post(f"{V}/{PAGE}/feed", data={"message": "mine"})
     await client.post(f"{V}/999/feed", data={"message": "theirs"})
     mine = (await client.get("/_sim/posts", params={"account": PAGE})).json()

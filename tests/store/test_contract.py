@@ -35,10 +35,20 @@ async def test_function_matches_the_catalog(db: asyncpg.Connection, spec: SqlFun
 
 
 async def test_every_public_function_is_in_the_contract(db: asyncpg.Connection) -> None:
-    """The migrations create no public function that the contract (and its grants) miss."""
+    """The migrations create no callable public function that the contract (and its grants)
+    miss; trigger functions cannot be called and are not part of it."""
     names = {r["proname"] for r in await db.fetch(
-        "select proname::text from pg_proc where pronamespace = 'public'::regnamespace")}
+        "select proname::text from pg_proc where pronamespace = 'public'::regnamespace "
+        "and prorettype <> 'trigger'::regtype")}
     assert names == set(FUNCTIONS)
+
+
+async def test_end_users_cannot_call_the_trigger_function(db: asyncpg.Connection) -> None:
+    """The NOTIFY trigger function is not executable by the API roles."""
+    for role in ("anon", "authenticated"):
+        assert not await db.fetchval(
+            "select has_function_privilege($1, 'public.notify_publisher_due()', 'execute')",
+            role)
 
 
 @pytest.mark.parametrize("name", list(FUNCTIONS))

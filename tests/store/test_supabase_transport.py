@@ -210,6 +210,13 @@ async def test_every_contract_function_through_supabase(
     assert (row["access_token_encrypted"], row["token_expires_at"]) == ("v1:k:access2", renewed)
     assert row["refresh_locked_by"] is None
 
+    review = await insert_post(db, content="unknown", status="needs_review", attempts=1,
+                               sending_started_at=sql("now()"))
+    [held] = await store.claim_for_review("sb-worker", list(PLATFORMS), limit=5, max_checks=3,
+                                          every_seconds=60.0, lease_seconds=30.0)
+    assert (held.id, held.attempt) == (review, 1)
+    assert (await fetch_post(db, review))["status"] == "publishing"
+
     await store.pause_account(account, 60.0, "throttled")
     assert await db.fetchval("select paused_until > now() from social_accounts") is True
 

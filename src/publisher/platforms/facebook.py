@@ -37,8 +37,6 @@ class FacebookAdapter:
         if post.post_type == "photos" and not 2 <= len(post.media_urls) <= MAX_PHOTOS:
             return (f"a facebook multi-photo post needs 2-{MAX_PHOTOS} image URLs, "
                     f"got {len(post.media_urls)}")
-        if any(not url.startswith("https://") for url in post.media_urls):
-            return "facebook media URLs must be public https URLs"
         return None
 
     async def publish(self, post: ClaimedPost, context: PublishContext) -> Outcome:
@@ -68,6 +66,31 @@ class FacebookAdapter:
         if isinstance(sent, Outcome):
             return sent
         return self._published(sent)
+
+    async def reconcile(self, post: ClaimedPost, context: PublishContext) -> Outcome:
+        """Looks for the post among the Page's posts since it was sent, by its text. Not
+        finding it proves nothing (the feed may lag, the post may be hidden): UNKNOWN."""
+        assert post.account is not None
+        page = post.account.external_id
+        base = f"{context.endpoints.facebook}/{context.endpoints.facebook_api_version}/{page}"
+        sent = post.sending_started_at or post.scheduled_at
+        params = {"fields": "id,message,created_time", "limit": "100"}
+        if sent is not None:
+            params["since"] = str(int(sent.timestamp()) - 300)
+        answer = await send(context.client, "GET", f"{base}/feed", irreversible=False,
+                            params=params,
+                            headers={"Authorization": f"Bearer {context.access_token}"})
+        if isinstance(answer, Outcome):
+            return Outcome.unknown(f"could not list the page's posts: {answer.reason}")
+        body = json_body(answer)
+        if answer.is_error or body is None or not isinstance(body.get("data"), list):
+            return Outcome.unknown(f"could not list the page's posts (HTTP {answer.status_code})")
+        for item in body["data"]:
+            if isinstance(item, dict) and item.get("message") == (post.content or ""):
+                post_id = str(item.get("id"))
+                return Outcome.published(post_id, f"https://www.facebook.com/{post_id}")
+        return Outcome.unknown("not found among the page's posts since it was sent; it may "
+                               "still appear: check the page before publishing it again")
 
     async def _upload_unpublished(self, context: PublishContext, base: str,
                                   headers: dict[str, str],

@@ -129,8 +129,6 @@ class LinkedInAdapter:
         if post.post_type == "images" and not MIN_IMAGES <= count <= MAX_IMAGES:
             return (f"a linkedin multi-image post needs {MIN_IMAGES}-{MAX_IMAGES} image URLs, "
                     f"got {count}")
-        if any(not url.startswith("https://") for url in post.media_urls):
-            return "linkedin media URLs must be public https URLs"
         alt = post.options.get("alt_texts")
         if alt is not None and (not isinstance(alt, list)
                                 or not all(isinstance(a, str) for a in alt)):

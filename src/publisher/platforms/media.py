@@ -40,6 +40,19 @@ class MediaStream:
         return self.response.aiter_bytes(size)
 
 
+def scheme_problem(urls: Collection[str], allowed_hosts: Collection[str] = ()) -> str | None:
+    """Every platform takes media only from public https URLs (the platforms download it, or
+    we do): checked before any call. The configured simulator's own host is the exception."""
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.netloc.lower() in allowed_hosts:
+            continue
+        if parts.scheme != "https" or not parts.hostname:
+            name = parts.path.rsplit("/", 1)[-1] or url[:60]
+            return f"media URL {name!r} is not a public https URL; only https media can be used"
+    return None
+
+
 def _forbidden(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%")[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from publisher.platforms.base import PlatformAdapter
 from publisher.platforms.facebook import FacebookAdapter
+from publisher.platforms.instagram import InstagramAdapter
 from publisher.platforms.linkedin import LinkedInAdapter
+from publisher.platforms.youtube import YouTubeAdapter
 
 
 def build_adapters() -> dict[str, PlatformAdapter]:
-    adapters: list[PlatformAdapter] = [FacebookAdapter(), LinkedInAdapter()]
+    adapters: list[PlatformAdapter] = [FacebookAdapter(), InstagramAdapter(), LinkedInAdapter(),
+                                       YouTubeAdapter()]
     return {adapter.platform: adapter for adapter in adapters}

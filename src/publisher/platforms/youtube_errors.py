@@ -63,6 +63,14 @@ def seconds_until_quota_reset(now: datetime) -> float:
         + QUOTA_RESET_MARGIN_SECONDS
 
 
+def _rank(reason: str) -> int:
+    if reason in ("quotaExceeded", "uploadLimitExceeded"):
+        return 0
+    if reason in THROTTLE_REASONS:
+        return 1
+    return 2 if reason in ERROR_TABLE else 3
+
+
 def _google_error(response: httpx.Response) -> tuple[list[str], str | None]:
     """The error reasons and message of a Google API error body (empty when it has none)."""
     try:
@@ -84,12 +92,11 @@ def classify_youtube_error(response: httpx.Response, *, now: datetime) -> Outcom
     """The outcome of an error answer from the YouTube Data API (upload or session)."""
     status = response.status_code
     reasons, message = _google_error(response)
-    reason = next((r for r in reasons if r in ERROR_TABLE or r in THROTTLE_REASONS
-                   or r in ("quotaExceeded", "uploadLimitExceeded")),
-                  reasons[0] if reasons else None)
+    # Several reasons: what time will fix wins over what it will not (defer, don't fail).
+    reason = min(reasons, key=_rank, default=None)
     said = message or f"HTTP {status}: {snippet(response)!r}"
     described = f"{said} ({reason or 'no reason'}, HTTP {status})"
-    detail: dict[str, Any] = {"http_status": status, "reason": reason}
+    detail: dict[str, Any] = {"http_status": status, "error_reason": reason}
 
     if reason == "quotaExceeded":
         return Outcome.defer(f"the YouTube API quota is used up until midnight Pacific: "

@@ -36,6 +36,54 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-after", type=int, default=2)
     p.add_argument("--regain-minutes", type=int, default=1)
     p.add_argument("--account-quota", type=int, default=None)
+    d = SimConfig()
+    p.add_argument(
+        "--video-processing-seconds",
+        type=float,
+        default=d.video_processing_seconds,
+        help="how long Instagram video containers stay IN_PROGRESS",
+    )
+    p.add_argument(
+        "--instagram-container-ttl",
+        type=float,
+        default=d.instagram_container_ttl,
+        help="seconds before an unpublished Instagram container is EXPIRED",
+    )
+    p.add_argument(
+        "--instagram-quota",
+        type=int,
+        default=d.instagram_quota,
+        help="Instagram posts per account per rolling 24 h",
+    )
+    p.add_argument(
+        "--linkedin-sunset-before",
+        default=d.linkedin_sunset_before,
+        help="LinkedIn-Version values (YYYYMM) older than this answer 426",
+    )
+    p.add_argument(
+        "--youtube-daily-uploads",
+        type=int,
+        default=d.youtube_daily_uploads,
+        help="videos.insert calls per channel per Pacific day (then quotaExceeded)",
+    )
+    p.add_argument(
+        "--youtube-channel-uploads",
+        type=int,
+        default=None,
+        help="completed uploads per channel per Pacific day (then uploadLimitExceeded)",
+    )
+    p.add_argument(
+        "--youtube-session-ttl",
+        type=float,
+        default=d.youtube_session_ttl,
+        help="seconds a resumable upload session lives",
+    )
+    p.add_argument(
+        "--media-default-size",
+        type=int,
+        default=d.media_default_size,
+        help="bytes /_media/{name} serves without ?size=",
+    )
     p.add_argument("--platforms", default=",".join(PLATFORMS))
     p.add_argument("--log-level", default="warning")
     return p
@@ -52,6 +100,14 @@ def config_from(args: argparse.Namespace) -> SimConfig:
         retry_after=args.retry_after,
         regain_minutes=args.regain_minutes,
         account_quota=args.account_quota,
+        video_processing_seconds=args.video_processing_seconds,
+        instagram_container_ttl=args.instagram_container_ttl,
+        instagram_quota=args.instagram_quota,
+        linkedin_sunset_before=args.linkedin_sunset_before,
+        youtube_daily_uploads=args.youtube_daily_uploads,
+        youtube_channel_uploads=args.youtube_channel_uploads,
+        youtube_session_ttl=args.youtube_session_ttl,
+        media_default_size=args.media_default_size,
     )
 
 

@@ -133,6 +133,7 @@ class SimulatorApp:
             self.routes.extend(PLATFORMS[name](self.state).routes())
         for service in SERVICES:
             self.routes.extend(service(self.state).routes())
+        self.uploads = [r for r in self.routes if r.streaming]
         self.control = Control(self.state, names)
         self.media = MediaHost(self.state)
 
@@ -172,9 +173,8 @@ class SimulatorApp:
         ]
 
     def _streams(self, method: str, path: str) -> bool:
-        """Whether the first route for this call takes a streamed body."""
-        matches = self._matches(method, path)
-        return bool(matches) and matches[0][0].streaming
+        """Whether a streaming (upload) route serves this call."""
+        return any(r.method == method and r.pattern.fullmatch(path) for r in self.uploads)
 
     async def dispatch(self, request: Request, *, body_ok: bool = True) -> Outcome:
         """Route a platform request and simulate the platform's behaviour."""
@@ -195,7 +195,7 @@ class SimulatorApp:
         self.state.count_call(platform.name, account)
         kind: str | None = "bad_input"
         if body_ok:
-            kinds = first.fault_kinds(publishing)
+            kinds = first.fault_kinds(request, publishing)
             kind = (
                 self.state.draw_fault(platform.name, account, kinds, publishing=publishing)
                 if kinds

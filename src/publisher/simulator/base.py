@@ -115,9 +115,11 @@ class Route:
         """Whether this call is a publishing call."""
         return self.publishing if isinstance(self.publishing, bool) else self.publishing(request)
 
-    def fault_kinds(self, publishing: bool) -> tuple[str, ...]:
-        """The kinds this call may draw."""
-        return self.faults if publishing else self.idle_faults
+    def fault_kinds(self, request: Request, publishing: bool) -> tuple[str, ...]:
+        """The kinds this call may draw (no idle faults for a streaming call without body)."""
+        if publishing:
+            return self.faults
+        return self.idle_faults if request.received or not self.streaming else ()
 
 
 class Platform(Protocol):
@@ -180,6 +182,18 @@ def json_body(request: Request) -> dict[str, Any] | None:
     except ValueError:
         return None
     return decoded if isinstance(decoded, dict) else None
+
+
+_ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def base64_number(number: int) -> str:
+    """``number`` in URL-safe base64 digits (how Instagram shortcodes are made)."""
+    out = ""
+    while number:
+        number, digit = divmod(number, 64)
+        out = _ID_CHARS[digit] + out
+    return out or "A"
 
 
 def flag(value: str | None, default: bool) -> bool:

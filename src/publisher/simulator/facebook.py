@@ -76,11 +76,7 @@ class Facebook:
 
     def not_found(self, request: Request) -> Response:
         """Meta's answer for an unknown object."""
-        obj = request.match.get("object_id", request.path)
-        return bad_param(
-            f"Unsupported get request. Object with ID '{obj}' does not exist, cannot be "
-            "loaded due to missing permissions, or does not support this operation."
-        )
+        return meta.unknown_object(request)
 
     def decorate(self, request: Request, response: Response) -> None:
         """Add ``X-App-Usage`` and (for a page) ``X-Business-Use-Case-Usage``."""

@@ -53,6 +53,15 @@ def bad_param(message: str) -> Response:
     return meta_error(400, 100, message)
 
 
+def unknown_object(request: Request) -> Response:
+    """Meta's answer for an object id that does not exist (code 100)."""
+    obj = request.match.get("object_id", request.path)
+    return bad_param(
+        f"Unsupported get request. Object with ID '{obj}' does not exist, cannot be "
+        "loaded due to missing permissions, or does not support this operation."
+    )
+
+
 def expired() -> Response:
     """The error for an expired token (190/463)."""
     return token_error("Error validating access token: Session has expired.", 463)
@@ -147,7 +156,9 @@ def page(request: Request, items: Sequence[Any]) -> tuple[Sequence[Any], dict[st
     except ValueError:
         return bad_param("(#100) Invalid limit or after parameter")
     window = items[offset : offset + limit]
-    paging: dict[str, Any] = {"cursors": {"before": str(offset), "after": str(offset + len(window))}}
+    paging: dict[str, Any] = {
+        "cursors": {"before": str(offset), "after": str(offset + len(window))}
+    }
     if offset + limit < len(items):
         query = {k: v for k, v in params.items() if k != "access_token"}
         query["after"] = str(offset + limit)
@@ -171,12 +182,12 @@ def buc_header(kind: str, account: str, pct: int, regain: int) -> tuple[bytes, b
     return (b"x-business-use-case-usage", json.dumps(usage).encode())
 
 
-def decorate(
-    state: SimState, platform: str, kind: str, account: str, response: Response
-) -> None:
+def decorate(state: SimState, platform: str, kind: str, account: str, response: Response) -> None:
     """Add ``X-App-Usage`` and (for an account) ``X-Business-Use-Case-Usage``."""
     pct = state.app_usage_percent()
     app = {"call_count": pct, "total_time": pct, "total_cputime": pct}
     response.headers.append((b"x-app-usage", json.dumps(app).encode()))
     if account and not any(k == b"x-business-use-case-usage" for k, _ in response.headers):
-        response.headers.append(buc_header(kind, account, state.usage_percent(platform, account), 0))
+        response.headers.append(
+            buc_header(kind, account, state.usage_percent(platform, account), 0)
+        )

@@ -96,7 +96,9 @@ class OAuth:
                 400, "unsupported_grant_type", "Invalid grant_type: expected refresh_token"
             )
         if not token:
-            return token, oauth_error(400, "invalid_request", "Missing required parameter: refresh_token")
+            return token, oauth_error(
+                400, "invalid_request", "Missing required parameter: refresh_token"
+            )
         if not params.get("client_id"):
             return token, oauth_error(401, "invalid_client", "The OAuth client was not found.")
         return token, None
@@ -127,8 +129,7 @@ class OAuth:
             return oauth_error(
                 400,
                 "invalid_grant",
-                "The provided authorization grant or refresh token is invalid, expired or "
-                "revoked.",
+                "The provided authorization grant or refresh token is invalid, expired or revoked.",
             )
         first = self.first_seen.setdefault(token, time.time())
         remaining = max(0, LINKEDIN_REFRESH_SECONDS - int(time.time() - first))

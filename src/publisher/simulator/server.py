@@ -152,11 +152,20 @@ def cli_args(config: SimConfig) -> list[str]:
         f"--hang-seconds={config.hang_seconds}",
         f"--retry-after={config.retry_after}",
         f"--regain-minutes={config.regain_minutes}",
+        f"--video-processing-seconds={config.video_processing_seconds}",
+        f"--instagram-container-ttl={config.instagram_container_ttl}",
+        f"--instagram-quota={config.instagram_quota}",
+        f"--linkedin-sunset-before={config.linkedin_sunset_before}",
+        f"--youtube-daily-uploads={config.youtube_daily_uploads}",
+        f"--youtube-session-ttl={config.youtube_session_ttl}",
+        f"--media-default-size={config.media_default_size}",
     ]
     if config.seed is not None:
         args.append(f"--seed={config.seed}")
     if config.account_quota is not None:
         args.append(f"--account-quota={config.account_quota}")
+    if config.youtube_channel_uploads is not None:
+        args.append(f"--youtube-channel-uploads={config.youtube_channel_uploads}")
     return args
 
 

@@ -77,6 +77,14 @@ class Store:
                                 p_lease_seconds=lease_seconds)
         return [ClaimedPost.from_row(row) for row in rows]
 
+    async def claim_for_review(self, worker: str, platforms: Sequence[str], *, limit: int,
+                               max_checks: int, every_seconds: float,
+                               lease_seconds: float) -> list[ClaimedPost]:
+        rows = await self._call("claim_for_review", p_worker=worker, p_platforms=list(platforms),
+                                p_limit=limit, p_max_checks=max_checks,
+                                p_every_seconds=every_seconds, p_lease_seconds=lease_seconds)
+        return [ClaimedPost.from_row(row) for row in rows]
+
     async def mark_sending(self, worker: str, claims: Sequence[tuple[int, int]]) -> set[int]:
         marked = await self._call("mark_sending", p_worker=worker,
                                   p_claims=[{"id": i, "attempt": a} for i, a in claims])

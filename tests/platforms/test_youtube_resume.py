@@ -1,0 +1,355 @@
+"""The YouTube resumable upload, continued: stored sessions, the media, memory.
+
+The endpoint is FakeYouTube (test_youtube_support), a respx model of the documented
+protocol: session open (200 + Location), chunks answered 308 + Range, 200 + video at the
+last byte, `bytes */total` probes, 404 for an expired session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tracemalloc
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from test_youtube_support import (
+    FakeMedia,
+    FakeYouTube,
+    Fault,
+    Gate,
+    Q,
+    context,
+    gate,
+    make_adapter,
+    make_post,
+    media,
+    ranges,
+    router,
+    state_of,
+    youtube,
+)
+
+from publisher.models import ClaimedPost, OutcomeKind
+from publisher.platforms.base import PublishContext, publish_masked
+from publisher.platforms.youtube import YouTubeAdapter
+
+__all__ = ["context", "gate", "make_post", "media", "router", "youtube"]  # fixtures
+
+ADAPTER = make_adapter()
+PostFactory = Callable[..., ClaimedPost]
+
+
+# --- a session stored by an earlier attempt --------------------------------------------------
+
+
+async def test_stored_session_complete_publishes_without_uploading(
+        youtube: FakeYouTube, media: FakeMedia, gate: Gate, context: PublishContext,
+        make_post: PostFactory) -> None:
+    """The probe says the video exists: PUBLISHED, no media read, nothing sent again."""
+    total = len(media.data)
+    uri = youtube.add_session("old", total, received=total, data=media.data)
+    youtube.session("old").video_id = "vidold"
+    post = make_post(publish_state={"upload_session": uri, "total": total})
+
+    outcome = await publish_masked(ADAPTER, post, context)
+
+    assert outcome.kind is OutcomeKind.PUBLISHED
+    assert outcome.platform_post_id == "vidold"
+    assert youtube.probes == ["old"]
+    assert youtube.chunks == []
+    assert youtube.opened == []
+    assert media.offsets == []
+    assert gate.calls == 0
+
+
+@pytest.mark.parametrize("honour_range", [True, False], ids=["range", "host-ignores-range"])
+async def test_stored_session_resumes_at_probed_offset(
+        youtube: FakeYouTube, media: FakeMedia, gate: Gate, context: PublishContext,
+        make_post: PostFactory, honour_range: bool) -> None:
+    """308 + Range: the media is re-read from N+1 and only the rest is sent."""
+    total = len(media.data)
+    received = 2 * Q + 5000
+    media.honour_range = honour_range
+    uri = youtube.add_session("old", total, received=received, data=media.data)
+    post = make_post(publish_state={"upload_session": uri, "total": total})
+
+    outcome = await publish_masked(ADAPTER, post, context)
+
+    assert outcome.kind is OutcomeKind.PUBLISHED
+    assert outcome.platform_post_id == "vidold"
+    assert media.offsets == [received]
+    assert ranges(youtube)[0][0] == received
+    assert youtube.body_bytes == total - received
+    assert youtube.opened == []
+    assert bytes(youtube.session("old").data) == media.data
+    assert gate.calls == 1
+
+
+async def test_stored_session_with_nothing_received_starts_at_zero(
+        youtube: FakeYouTube, media: FakeMedia, context: PublishContext,
+        make_post: PostFactory) -> None:
+    """308 without Range means no byte arrived: the same session, from byte 0."""
+    total = len(media.data)
+    uri = youtube.add_session("old", total)
+    post = make_post(publish_state={"upload_session": uri, "total": total})
+
+    outcome = await publish_masked(ADAPTER, post, context)
+
+    assert outcome.platform_post_id == "vidold"
+    assert youtube.opened == []
+    assert media.offsets == [0]
+
+
+@pytest.mark.parametrize("status", [404, 410])
+async def test_stored_session_expired_starts_over(
+        youtube: FakeYouTube, media: FakeMedia, context: PublishContext,
+        make_post: PostFactory, status: int) -> None:
+    """404/410 to the probe: a new session and the whole file."""
+    total = len(media.data)
+    uri = youtube.add_session("old", total, received=Q, data=media.data)
+    youtube.probe_faults = [httpx.Response(status)]
+    post = make_post(publish_state={"upload_session": uri, "total": total})
+
+    outcome = await publish_masked(ADAPTER, post, context)
+
+    assert outcome.kind is OutcomeKind.PUBLISHED
+    assert outcome.platform_post_id == "vids2"
+    assert len(youtube.opened) == 1
+    assert youtube.body_bytes == total
+    assert media.offsets == [0]
+
+
+async def test_expired_session_whose_last_chunk_may_have_landed_is_unknown(
+        youtube: FakeYouTube, media: FakeMedia, gate: Gate, context: PublishContext,
+        make_post: PostFactory) -> None:
+    """A gone session after an unanswered last chunk is never restarted: UNKNOWN."""
+    total = len(media.data)
+    uri = youtube.add_session("old", total)
+    youtube.probe_faults = [httpx.Response(404)]
+    post = make_post(publish_state={"upload_session": uri, "total": total,
+                                    "final_chunk_sent": True})
+
+    outcome = await publish_masked(ADAPTER, post, context)
+
+    assert outcome.kind is OutcomeKind.UNKNOWN
+    assert outcome.state["upload_session"] == uri
+    assert youtube.opened == []
+    assert media.offsets == []
+    assert gate.calls == 0
+
+
+async def test_resent_last_chunk_clears_the_doubt(
+        youtube: FakeYouTube, media: FakeMedia, gate: Gate, context: PublishContext,
+        make_post: PostFactory) -> None:
+    """A stored doubt is cleared once the probe shows the last chunk never arrived."""
+    total = len(media.data)
+    uri = youtube.add_session("old", total, received=4 * Q, data=media.data)
+    youtube.faults[0] = Fault("before", httpx.ConnectError("refused"))
+    youtube.probe_faults = [httpx.Response(308, headers={"Range": f"bytes=0-{4 * Q - 1}"}),
+                            httpx.Response(503), httpx.Response(503)]
+    post = make_post(publish_state={"upload_session": uri, "total": total,
+                                    "final_chunk_sent": True})
+
+    outcome = await publish_masked(ADAPTER, post, context)
+
+    assert outcome.kind is OutcomeKind.RETRY
+    assert outcome.state == {"upload_session": uri, "total": total}
+    assert gate.calls == 1
+
+
+async def test_stored_session_for_other_media_size_starts_over(
+        youtube: FakeYouTube, media: FakeMedia, context: PublishContext,
+        make_post: PostFactory) -> None:
+    """The media changed size since the session opened: that session is abandoned."""
+    old_total = len(media.data) + 4096
+    uri = youtube.add_session("old", old_total, received=Q, data=media.data)
+    post = make_post(publish_state={"upload_session": uri, "total": old_total})
+
+    outcome = await publish_masked(ADAPTER, post, context)
+
+    assert outcome.kind is OutcomeKind.PUBLISHED
+    assert outcome.platform_post_id == "vids2"
+    assert youtube.session("old").received == Q
+    assert media.offsets == [Q, 0]
+    assert bytes(youtube.session("s2").data) == media.data
+
+
+async def test_stored_session_with_every_byte_but_no_video_is_retry(
+        youtube: FakeYouTube, media: FakeMedia, gate: Gate, context: PublishContext,
+        make_post: PostFactory) -> None:
+    """A probe claiming every byte yet no video: nothing is sent, RETRY probes it later."""
+    total = len(media.data)
+    uri = youtube.add_session("old", total)
+    youtube.probe_faults = [httpx.Response(308, headers={"Range": f"bytes=0-{total - 1}"})]
+    post = make_post(publish_state={"upload_session": uri, "total": total})
+
+    outcome = await publish_masked(ADAPTER, post, context)
+
+    assert outcome.kind is OutcomeKind.RETRY
+    assert outcome.state == {"upload_session": uri, "total": total}
+    assert media.offsets == []
+    assert youtube.chunks == []
+    assert gate.calls == 0
+
+
+async def test_stored_session_probe_failing_is_retry(
+        youtube: FakeYouTube, media: FakeMedia, gate: Gate, context: PublishContext,
+        make_post: PostFactory) -> None:
+    """A stored session that cannot be probed is not abandoned: RETRY, nothing sent."""
+    total = len(media.data)
+    uri = youtube.add_session("old", total, received=Q, data=media.data)
+    youtube.probe_faults = [httpx.Response(503)] * 3
+    post = make_post(publish_state={"upload_session": uri, "total": total})
+
+    outcome = await publish_masked(ADAPTER, post, context)
+
+    assert outcome.kind is OutcomeKind.RETRY
+    assert outcome.state == {"upload_session": uri, "total": total}
+    assert media.offsets == []
+    assert youtube.chunks == []
+    assert gate.calls == 0
+
+
+async def test_stored_session_on_foreign_host_is_ignored(
+        youtube: FakeYouTube, media: FakeMedia, context: PublishContext,
+        make_post: PostFactory) -> None:
+    """A stored session URI off the API's host never gets the token: a new session."""
+    post = make_post(publish_state={"upload_session": "https://evil.test/upload?id=1",
+                                    "total": len(media.data)})
+
+    outcome = await publish_masked(ADAPTER, post, context)
+
+    assert outcome.kind is OutcomeKind.PUBLISHED
+    assert len(youtube.opened) == 1
+    assert youtube.probes == []
+
+
+# --- the media -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("setup", "kind", "says"), [
+    pytest.param({"content_type": "image/jpeg"}, OutcomeKind.FAILED, "not a video",
+                 id="not-video"),
+    pytest.param({"content_type": ""}, OutcomeKind.FAILED, "not a video", id="untyped"),
+    pytest.param({"with_length": False}, OutcomeKind.FAILED, "Content-Length", id="no-length"),
+    pytest.param({"data": b""}, OutcomeKind.FAILED, "empty", id="empty"),
+])
+async def test_unusable_media_fails_before_opening_a_session(
+        youtube: FakeYouTube, media: FakeMedia, gate: Gate, context: PublishContext,
+        make_post: PostFactory, setup: dict[str, Any], kind: OutcomeKind, says: str) -> None:
+    """Media that is not a sized video fails with a reason, before any YouTube call."""
+    for name, value in setup.items():
+        setattr(media, name, value)
+
+    outcome = await publish_masked(ADAPTER, make_post(), context)
+
+    assert outcome.kind is kind
+    assert says in (outcome.reason or "")
+    assert youtube.opened == []
+    assert gate.calls == 0
+
+
+@pytest.mark.parametrize(("status", "kind"), [(404, OutcomeKind.FAILED),
+                                              (503, OutcomeKind.RETRY)])
+async def test_media_host_error_is_returned_as_is(
+        youtube: FakeYouTube, media: FakeMedia, context: PublishContext,
+        make_post: PostFactory, status: int, kind: OutcomeKind) -> None:
+    """The media fetcher's own outcome comes back unchanged."""
+    media.route.mock(side_effect=None, return_value=httpx.Response(status))
+
+    outcome = await publish_masked(ADAPTER, make_post(), context)
+
+    assert outcome.kind is kind
+    assert f"HTTP {status}" in (outcome.reason or "")
+    assert youtube.opened == []
+
+
+async def test_media_cut_short_is_retry_with_session(
+        youtube: FakeYouTube, media: FakeMedia, gate: Gate, context: PublishContext,
+        make_post: PostFactory) -> None:
+    """A download that ends before its Content-Length: RETRY, the final chunk never sent."""
+    full = len(media.data)
+
+    async def short(start: int) -> AsyncIterator[bytes]:
+        yield media.data[start:3 * Q]
+
+    media.size, media.blocks = full, short
+
+    outcome = await publish_masked(ADAPTER, make_post(), context)
+
+    assert outcome.kind is OutcomeKind.RETRY
+    assert f"byte {3 * Q} of {full}" in (outcome.reason or "")
+    assert outcome.state == state_of(youtube)
+    assert gate.calls == 0
+
+
+async def test_media_download_breaking_is_retry(
+        youtube: FakeYouTube, media: FakeMedia, gate: Gate, context: PublishContext,
+        make_post: PostFactory) -> None:
+    """A download that breaks off mid-stream: RETRY with the session, nothing final sent."""
+
+    async def broken(start: int) -> AsyncIterator[bytes]:
+        yield media.data[:Q + 10]
+        raise httpx.ReadError("media connection reset")
+
+    media.blocks = broken
+
+    outcome = await publish_masked(ADAPTER, make_post(), context)
+
+    assert outcome.kind is OutcomeKind.RETRY
+    assert "broke off" in (outcome.reason or "")
+    assert outcome.state == state_of(youtube)
+    assert youtube.session().video_id is None
+    assert gate.calls == 0
+
+
+# --- memory ----------------------------------------------------------------------------------
+
+
+async def test_large_upload_keeps_memory_flat(
+        youtube: FakeYouTube, media: FakeMedia, gate: Gate, context: PublishContext,
+        make_post: PostFactory) -> None:
+    """200 MB streamed in 8 MiB chunks: peak traced memory stays far below the file size."""
+    block, blocks = 1 << 20, 200
+    chunk = 8 << 20
+
+    def piece(n: int) -> bytes:
+        return n.to_bytes(4, "big") * (block // 4)
+
+    async def generated(start: int) -> AsyncIterator[bytes]:
+        assert start == 0
+        for n in range(blocks):
+            yield piece(n)
+
+    expected = hashlib.sha256()
+    for n in range(blocks):
+        expected.update(piece(n))
+    media.size, media.blocks = block * blocks, generated
+    youtube.keep_data = False
+    youtube.forget_calls = True
+    adapter = make_adapter(chunk_bytes=chunk)
+
+    tracemalloc.start()
+    try:
+        outcome = await publish_masked(adapter, make_post(), context)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert outcome.kind is OutcomeKind.PUBLISHED
+    session = youtube.session()
+    assert session.received == block * blocks
+    assert session.digest.hexdigest() == expected.hexdigest()
+    assert len(youtube.chunks) == 25
+    assert peak < 64 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_chunk_size_must_be_a_256k_multiple() -> None:
+    """The adapter refuses chunk sizes YouTube would reject."""
+    with pytest.raises(ValueError, match="multiple of 262144"):
+        YouTubeAdapter(chunk_bytes=Q + 1)
+    with pytest.raises(ValueError, match="multiple"):
+        YouTubeAdapter(chunk_bytes=0)
+    assert isinstance(YouTubeAdapter(chunk_bytes=3 * Q), YouTubeAdapter)
