@@ -106,3 +106,35 @@ async def test_platform_that_cannot_tell_leaves_it_to_a_person(
                             post)
     assert row["status"] == "needs_review"
     assert "check" in row["last_error"]
+
+
+async def ig_container(simulator: str, user: str, caption: str, *, publish: bool) -> str:
+    async with httpx.AsyncClient() as client:
+        headers = {"Authorization": "Bearer tok"}
+        created = await client.post(f"{simulator}/v25.0/{user}/media", headers=headers, data={
+            "image_url": "https://media.example.com/a.jpg", "caption": caption})
+        container = str(created.json()["id"])
+        if publish:
+            await client.post(f"{simulator}/v25.0/{user}/media_publish", headers=headers,
+                              data={"creation_id": container})
+        return container
+
+
+@pytest.mark.parametrize(("published_before", "sim_posts"), [(True, 1), (False, 1)])
+async def test_instagram_container_settles_the_question(
+        database_url: str, db: asyncpg.Connection, simulator: str, published_before: bool,
+        sim_posts: int) -> None:
+    """A PUBLISHED container counts as published; a FINISHED one is published exactly once."""
+    user = "17840000000001"
+    account = await insert_account(db, platform="instagram", external_id=user,
+                                   access_token_encrypted=CIPHER.encrypt("tok"))
+    container = await ig_container(simulator, user, "sunset", publish=published_before)
+    post = await insert_post(
+        db, platform="instagram", post_type="image", account_id=account, content="sunset",
+        media_urls=["https://media.example.com/a.jpg"], status="needs_review", attempts=1,
+        sending_started_at=sql("now() - interval '1 minute'"),
+        publish_state=f'{{"container_id": "{container}", "publish_tried": true}}')
+    await run_once(settings(database_url, simulator))
+    assert await db.fetchval("select status from created_content where id = $1",
+                             post) == "published"
+    assert len(await accepted(simulator)) == sim_posts

@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 
 from publisher.models import ClaimedPost, Outcome, OutcomeKind
 from publisher.platforms.base import PlatformAdapter, PublishContext, publish_masked
+from publisher.platforms.reconcile_signals import NOT_LIVE
 
 REVIEW_BATCH = 100
 REVIEW_MAX_CHECKS = 6
@@ -41,15 +42,6 @@ class _Masked:
 
     async def publish(self, post: ClaimedPost, context: PublishContext) -> Outcome:
         return await self._reconciler.reconcile(post, context)
-
-
-NOT_LIVE = "not_live"
-
-
-def not_live(reason: str) -> Outcome:
-    """For adapters: the platform proves the post is not live and cannot go live by itself,
-    so publishing it again is safe."""
-    return Outcome.retry(reason, reconciled=NOT_LIVE)
 
 
 def settled_or_unknown(outcome: Outcome) -> Outcome:

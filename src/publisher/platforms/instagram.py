@@ -34,6 +34,7 @@ from publisher.platforms.instagram_errors import (
     post_problem,
     refresh_instagram_token,
 )
+from publisher.platforms.reconcile_signals import not_live
 from publisher.settings import OAuthClient, PlatformEndpoints
 
 IMAGE_CHECKS = (0.0, 0.8, 1.2)   # seconds before each in-process poll: images finish at once
@@ -357,6 +358,25 @@ class InstagramAdapter:
                        url=url if isinstance(url, str) else None,
                        state={**state, "media_id": str(found["id"])},
                        detail={"container_id": box.id, "note": note + "found among recent posts"})
+
+    async def reconcile(self, post: ClaimedPost, context: PublishContext) -> Outcome:
+        """The container is the evidence: PUBLISHED is live, FINISHED was never published
+        (publishing it now is safe), ERROR or EXPIRED never went out."""
+        container_id = post.publish_state.get("container_id")
+        if not isinstance(container_id, str) or not container_id:
+            return Outcome.unknown("no Instagram container was recorded for this post: check "
+                                   "the account before publishing it again")
+        assert post.account is not None
+        api = _Graph(context, post.account.external_id)
+        box = _Container(container_id, "", "", tried=True)
+        status = await api.status(box, container_id)
+        if isinstance(status, Outcome):
+            return Outcome.unknown(f"could not read container {container_id}: {status.reason}")
+        if status.code in ("PUBLISHED", "FINISHED"):
+            return await self.publish(post, context)  # finds it live, or publishes it once
+        if status.code in ("ERROR", "EXPIRED"):
+            return not_live(f"container {container_id} is {status.code}: it never went out")
+        return Outcome.unknown(f"container {container_id} is {status.code}")
 
     async def refresh_token(self, client: httpx.AsyncClient, endpoints: PlatformEndpoints, *,
                             access_token: str, refresh_token: str | None,

@@ -130,6 +130,15 @@ class YouTubeAdapter:
         status["publishAt"] = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return None
 
+    async def reconcile(self, post: ClaimedPost, context: PublishContext) -> Outcome:
+        """The upload session is the evidence: publish() probes it first, so a finished upload
+        is found (never sent twice) and an unfinished one resumes; nothing exists before the
+        last byte arrives."""
+        if not post.publish_state.get("upload_session"):
+            return Outcome.unknown("no YouTube upload session was recorded for this post: check "
+                                   "the channel before publishing it again")
+        return await self.publish(post, context)
+
     async def refresh_token(self, client: httpx.AsyncClient, endpoints: PlatformEndpoints, *,
                             access_token: str, refresh_token: str | None,
                             oauth: OAuthClient | None) -> TokenGrant | Outcome:
