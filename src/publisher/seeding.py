@@ -18,7 +18,7 @@ from publisher.crypto import TokenCipher
 
 # (post_type, content needs, media count) per platform, cycled through for a realistic mix.
 POST_MIX: dict[str, tuple[str, ...]] = {
-    "facebook": ("text", "link", "photo", "text", "photos"),
+    "facebook": ("text", "link", "photo", "text", "photos", "video"),
     "instagram": ("image", "reel", "carousel", "image"),
     "linkedin": ("text", "link", "image", "images"),
     "youtube": ("video",),

@@ -37,6 +37,7 @@ class PlatformEndpoints:
 
     facebook: str = "https://graph.facebook.com"
     facebook_api_version: str = "v25.0"
+    facebook_video: str = "https://graph-video.facebook.com"
     instagram: str = "https://graph.facebook.com"
     instagram_refresh: str = "https://graph.instagram.com"
     linkedin: str = "https://api.linkedin.com"
@@ -163,6 +164,8 @@ def _read(env: Mapping[str, str]) -> Settings:
     endpoints = PlatformEndpoints(
         facebook=_url(env, "FACEBOOK_API_BASE", endpoints.facebook) or endpoints.facebook,
         facebook_api_version=_text(env, "FACEBOOK_API_VERSION") or endpoints.facebook_api_version,
+        facebook_video=_url(env, "FACEBOOK_VIDEO_API_BASE", endpoints.facebook_video)
+        or endpoints.facebook_video,
         instagram=_url(env, "INSTAGRAM_API_BASE", endpoints.instagram) or endpoints.instagram,
         instagram_refresh=_url(env, "INSTAGRAM_REFRESH_BASE", endpoints.instagram_refresh)
         or endpoints.instagram_refresh,
@@ -229,8 +232,9 @@ def _read(env: Mapping[str, str]) -> Settings:
 
 def simulator_endpoints(url: str) -> PlatformEndpoints:
     """Every platform (and its token endpoint) served by the simulator at url."""
-    return PlatformEndpoints(facebook=url, instagram=url, instagram_refresh=url, linkedin=url,
-                             linkedin_oauth=url, youtube_upload=url, google_oauth=url)
+    return PlatformEndpoints(facebook=url, facebook_video=url, instagram=url,
+                             instagram_refresh=url, linkedin=url, linkedin_oauth=url,
+                             youtube_upload=url, google_oauth=url)
 
 
 def _linkedin_version(env: Mapping[str, str]) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -18,6 +19,7 @@ import respx
 from publisher.models import ClaimedPost, Outcome, OutcomeKind
 from publisher.platforms.base import PublishContext, publish_masked
 from publisher.platforms.facebook import MAX_MESSAGE_CHARS, FacebookAdapter
+from publisher.settings import PlatformEndpoints
 
 ADAPTER = FacebookAdapter()
 PostFactory = Callable[..., ClaimedPost]
@@ -202,7 +204,7 @@ async def test_empty_caption_photo_sends_empty_caption(
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [
-    pytest.param({"post_type": "video", "media_urls": IMAGES[:1]}, "'video'", id="type"),
+    pytest.param({"post_type": "story", "media_urls": IMAGES[:1]}, "'story'", id="type"),
     pytest.param({"post_type": "story"}, "text, link, photo, photos", id="type-lists-choices"),
     pytest.param({"content": ""}, "needs text", id="empty-text"),
     pytest.param({"content": "  \n\t "}, "needs text", id="blank-text"),
@@ -307,3 +309,38 @@ async def test_transport_error_on_upload_is_retried(
     assert feed.call_count == 0
     assert gate.calls == 0
     assert_no_token(outcome, token)
+
+
+async def test_video_post_goes_to_the_video_host(
+        graph: respx.MockRouter, gate: Any, token: str, page_path: str,
+        make_post: PostFactory, endpoints: PlatformEndpoints) -> None:
+    """A video is POSTed to the video host's /videos with file_url, description, title."""
+    videos = graph.post("/videos").respond(200, json={"id": "777"})
+    # The video host is its own setting; here it points where respx listens.
+    video_endpoints = replace(endpoints, facebook_video=endpoints.facebook)
+    post = make_post("video", content="Watch this", title="Launch",
+                     media_urls=("https://cdn.example.com/launch.mp4",))
+    async with httpx.AsyncClient() as client:
+        context = PublishContext(client=client, access_token=token, endpoints=video_endpoints,
+                                 begin_sending=gate)
+        outcome = await publish_masked(ADAPTER, post, context)
+    assert outcome.kind is OutcomeKind.PUBLISHED
+    assert outcome.url is not None
+    assert outcome.url.endswith("/videos/777")
+    assert form_of(videos.calls.last.request) == {
+        "file_url": "https://cdn.example.com/launch.mp4", "description": "Watch this",
+        "title": "Launch"}
+    assert gate.calls == 1
+    assert PlatformEndpoints().facebook_video == "https://graph-video.facebook.com"
+
+
+@pytest.mark.parametrize(("urls", "problem"), [
+    ((), "exactly 1 video URL, got 0"),
+    (("https://cdn.example.com/a.jpg",), ".mp4 or .mov"),
+])
+def test_video_validation(urls: tuple[str, ...], problem: str,
+                          make_post: PostFactory) -> None:
+    """A video post needs exactly one .mp4/.mov URL."""
+    reason = ADAPTER.validate(make_post("video", media_urls=urls))
+    assert reason is not None
+    assert problem in reason

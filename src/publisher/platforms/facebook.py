@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -14,7 +15,8 @@ from publisher.platforms.meta_errors import classify_meta_error
 
 MAX_MESSAGE_CHARS = 63_206
 MAX_PHOTOS = 10
-POST_TYPES = ("text", "link", "photo", "photos")
+POST_TYPES = ("text", "link", "photo", "photos", "video")
+VIDEO_EXTENSIONS = (".mp4", ".mov")
 
 
 class FacebookAdapter:
@@ -34,6 +36,13 @@ class FacebookAdapter:
             return "a facebook link post needs an http(s) link_url"
         if post.post_type == "photo" and len(post.media_urls) != 1:
             return f"a facebook photo post needs exactly 1 image URL, got {len(post.media_urls)}"
+        if post.post_type == "video":
+            if len(post.media_urls) != 1:
+                return (f"a facebook video post needs exactly 1 video URL, "
+                        f"got {len(post.media_urls)}")
+            path = urlsplit(post.media_urls[0]).path.lower()
+            if not path.endswith(VIDEO_EXTENSIONS):
+                return "a facebook video must be an .mp4 or .mov file"
         if post.post_type == "photos" and not 2 <= len(post.media_urls) <= MAX_PHOTOS:
             return (f"a facebook multi-photo post needs 2-{MAX_PHOTOS} image URLs, "
                     f"got {len(post.media_urls)}")
@@ -46,7 +55,14 @@ class FacebookAdapter:
         headers = {"Authorization": f"Bearer {context.access_token}"}
         message = post.content or ""
 
-        if post.post_type == "photo":
+        if post.post_type == "video":
+            # Videos go to the graph-video host; Facebook fetches file_url itself.
+            base = (f"{context.endpoints.facebook_video}/"
+                    f"{context.endpoints.facebook_api_version}/{page}")
+            path, form = "videos", {"file_url": post.media_urls[0], "description": message}
+            if post.title:
+                form["title"] = post.title
+        elif post.post_type == "photo":
             path, form = "photos", {"url": post.media_urls[0], "caption": message,
                                     "published": "true"}
         else:
@@ -65,7 +81,7 @@ class FacebookAdapter:
                           data=form, headers=headers)
         if isinstance(sent, Outcome):
             return sent
-        return self._published(sent)
+        return self._published(sent, video_page=page if post.post_type == "video" else None)
 
     async def reconcile(self, post: ClaimedPost, context: PublishContext) -> Outcome:
         """Looks for the post among the Page's posts since it was sent, by its text. Not
@@ -108,7 +124,7 @@ class FacebookAdapter:
             ids.append(str(body["id"]))
         return ids
 
-    def _published(self, response: httpx.Response) -> Outcome:
+    def _published(self, response: httpx.Response, *, video_page: str | None = None) -> Outcome:
         body = json_body(response)
         if response.is_error or body is None or "error" in body:
             return _error_or_nonsense(response, irreversible=True)
@@ -116,6 +132,9 @@ class FacebookAdapter:
         if not isinstance(post_id, str | int):
             return Outcome.unknown(f"the platform accepted the post but returned no id: "
                                    f"{snippet(response)!r}", http_status=response.status_code)
+        if video_page is not None:
+            return Outcome.published(str(post_id),
+                                     f"https://www.facebook.com/{video_page}/videos/{post_id}")
         return Outcome.published(str(post_id), f"https://www.facebook.com/{post_id}")
 
 

@@ -36,6 +36,7 @@ class Facebook:
         return [
             route(self, "POST", rf"{VERSION}/{ACCOUNT}/feed", self.post_feed, publishing=True),
             route(self, "POST", rf"{VERSION}/{ACCOUNT}/photos", self.post_photo, publishing=True),
+            route(self, "POST", rf"{VERSION}/{ACCOUNT}/videos", self.post_video, publishing=True),
             route(self, "GET", rf"{VERSION}/{ACCOUNT}/feed", self.list_feed),
             route(self, "GET", rf"{VERSION}/(?P<object_id>[^/]+)", self.get_object),
         ]
@@ -142,6 +143,23 @@ class Facebook:
             media=(url,),
         )
         return json_response({"id": photo_id, "post_id": post_id})
+
+    def post_video(self, request: Request) -> Response:
+        """``POST /{page}/videos`` (graph-video host): file_url, description, title."""
+        page = request.match["account"]
+        params = request.params
+        url = params.get("file_url")
+        if not url:
+            return meta_error(400, 100, "(#100) Requires file_url or an upload")
+        video_id = self.state.new_id()
+        self.state.record(
+            platform=self.name,
+            account=page,
+            post_id=video_id,
+            message=params.get("description") or params.get("title") or None,
+            media=(url,),
+        )
+        return json_response({"id": video_id})
 
     def get_object(self, request: Request) -> Response | None:
         """``GET /{post-id}?fields=...``; None (not mine) for an unknown id."""
