@@ -47,15 +47,17 @@ class SendingMarker:
         batch, self._pending = self._pending, {}
         if not batch:
             return
+        marked: set[int] = set()
         try:
             marked = await self._store.mark_sending(
                 self._worker, [(post_id, attempt) for post_id, (attempt, _) in batch.items()])
-        except StoreError as exc:
-            log.error("cannot stamp sending; %d posts will not be sent: %s", len(batch), exc)
-            marked = set()
-        for post_id, (_, future) in batch.items():
-            if not future.done():
-                future.set_result(post_id in marked)
+        except Exception as exc:  # not only StoreError: a waiter left unanswered hangs its run
+            log.error("cannot stamp sending; %d posts will not be sent: %s", len(batch),
+                      _describe(exc))
+        finally:
+            for post_id, (_, future) in batch.items():
+                if not future.done():
+                    future.set_result(post_id in marked)
 
 
 class OutcomeRecorder:
@@ -97,9 +99,9 @@ class OutcomeRecorder:
         for attempt in range(3):
             try:
                 result = await self._store.record(self._worker, batch)
-            except StoreError as exc:
+            except Exception as exc:  # any failure: try again, then count it unwritten
                 log.warning("writing %d outcomes failed (try %d of 3): %s", len(batch),
-                            attempt + 1, exc)
+                            attempt + 1, _describe(exc))
                 await asyncio.sleep(0.5 * 2 ** attempt)
                 continue
             if result.lost:
@@ -117,3 +119,9 @@ class OutcomeRecorder:
             self._ticker.cancel()
             self._ticker = None
         await asyncio.shield(self._flush())
+
+
+def _describe(exc: Exception) -> str:
+    """A StoreError's own message; anything else (a driver error the transport did not
+    translate) by its type too."""
+    return str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"

@@ -111,6 +111,7 @@ class Outcome:
     reason: str | None = None
     retry_after: float | None = None      # seconds, for RETRY and DEFER
     pause_account: bool = False           # DEFER: the whole account is throttled
+    pause_platform: bool = False          # DEFER: the app's budget on the platform is spent
     state: dict[str, Any] = field(default_factory=dict)  # merged into the post's publish_state
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -128,9 +129,9 @@ class Outcome:
 
     @classmethod
     def defer(cls, reason: str, after: float, *, pause_account: bool = False,
-              **detail: Any) -> Outcome:
+              pause_platform: bool = False, **detail: Any) -> Outcome:
         return cls(kind=OutcomeKind.DEFER, reason=reason, retry_after=after,
-                   pause_account=pause_account, detail=detail)
+                   pause_account=pause_account, pause_platform=pause_platform, detail=detail)
 
     @classmethod
     def pending(cls, reason: str, after: float, state: dict[str, Any]) -> Outcome:

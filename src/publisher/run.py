@@ -7,7 +7,8 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -69,6 +70,8 @@ class Publisher:
         self._finished = asyncio.Event()
         self._dead_accounts: dict[str, str] = {}      # account id -> reason, for this run
         self._paused_accounts: dict[str, tuple[float, str]] = {}  # id -> (until, reason)
+        self._paused_platforms: dict[str, tuple[float, str]] = {}  # app budget spent
+        self._config_errors: set[str] = set()  # settings a platform refused, said once
         self.summary = RunSummary(worker_id=self._worker)
         self._stopping = asyncio.Event()
         self._retrying = AsyncRetrying(
@@ -130,7 +133,7 @@ class Publisher:
     def _wanted(self, drained: set[str]) -> dict[str, int]:
         wanted = {}
         for platform in self._adapters:
-            if platform in drained:
+            if platform in drained or self._held(self._paused_platforms, platform):
                 continue
             window = self._claim_window(platform)
             free = window - self._in_flight[platform]
@@ -250,26 +253,67 @@ class Publisher:
         if account.status != "active":
             why = f": {account.status_reason}" if account.status_reason else ""
             return Outcome.failed(f"the account is {account.status}{why}")
-        paused = self._paused_accounts.get(account.id)
-        if paused is not None and paused[0] > time.monotonic():
-            return Outcome.defer(f"account throttled: {paused[1]}", paused[0] - time.monotonic())
+        for pauses, key, what in ((self._paused_platforms, post.platform, "platform"),
+                                  (self._paused_accounts, account.id, "account")):
+            held = self._held(pauses, key)
+            if held is not None:
+                return Outcome.defer(f"{what} throttled: {held[1]}", held[0])
         return None
 
+    @staticmethod
+    def _held(pauses: dict[str, tuple[float, str]], key: str) -> tuple[float, str] | None:
+        """(seconds left, reason) while a pause lasts."""
+        pause = pauses.get(key)
+        if pause is None or pause[0] <= time.monotonic():
+            return None
+        return pause[0] - time.monotonic(), pause[1]
+
     def _note_account_state(self, post: ClaimedPost, outcome: Outcome) -> None:
-        """A revoked or throttled account stops the rest of its posts in this run early."""
+        """A revoked or throttled account (or platform) stops the rest of its posts early:
+        they are deferred or failed at once instead of each being tried into the wall."""
         if post.account is None or outcome.reason is None:
             return
+        setting = outcome.detail.get("config_error")
+        if isinstance(setting, str):
+            self._config_problem(post.platform, setting, outcome)
         if outcome.kind is OutcomeKind.REAUTH:
             self._dead_accounts[post.account.id] = outcome.reason
-        elif outcome.kind is OutcomeKind.DEFER and outcome.pause_account:
-            until = time.monotonic() + (outcome.retry_after or 0)
-            known = self._paused_accounts.get(post.account.id)
-            if known is None or known[0] < until:
-                self._paused_accounts[post.account.id] = (until, outcome.reason)
-                task = asyncio.create_task(self._store.pause_account(
-                    post.account.id, outcome.retry_after or 0, outcome.reason))
-                self._tasks.add(task)
-                task.add_done_callback(self._task_done)
+        elif outcome.kind is OutcomeKind.DEFER:
+            seconds = outcome.retry_after or 0.0
+            if outcome.pause_platform and self._extend(self._paused_platforms, post.platform,
+                                                       seconds, outcome.reason):
+                self._background(self._store.pause_platform(post.platform, seconds,
+                                                            outcome.reason))
+            if outcome.pause_account and self._extend(self._paused_accounts, post.account.id,
+                                                      seconds, outcome.reason):
+                self._background(self._store.pause_account(post.account.id, seconds,
+                                                           outcome.reason))
+
+    def _config_problem(self, platform: str, setting: str, outcome: Outcome) -> None:
+        """A platform refusing our configuration (say, a sunset LINKEDIN_VERSION) is the
+        operator's to fix: say so loudly once, and stop sending that platform's posts."""
+        if setting in self._config_errors:
+            return
+        self._config_errors.add(setting)
+        self._paused_platforms[platform] = (time.monotonic() + 24 * 3600, outcome.reason or "")
+        log.error("configuration problem: %s", outcome.reason, extra={"fields": {
+            "event": "config_error", "setting": setting, "platform": platform}})
+
+    @staticmethod
+    def _extend(pauses: dict[str, tuple[float, str]], key: str, seconds: float,
+                reason: str) -> bool:
+        """Records a pause; True when it lasts longer than the one already known."""
+        until = time.monotonic() + seconds
+        known = pauses.get(key)
+        if known is not None and known[0] >= until:
+            return False
+        pauses[key] = (until, reason)
+        return True
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
 
     async def _resolve_local_schedules(self) -> None:
         """Posts written as local time + zone get their UTC instant (or a clear error)."""

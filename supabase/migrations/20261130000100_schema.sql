@@ -165,6 +165,14 @@ create trigger created_content_notify_due
   for each statement execute function public.notify_publisher_due();
 revoke all on function public.notify_publisher_due() from public;
 
+-- A platform paused as a whole (its app budget is spent: Meta app throttles, the YouTube
+-- project quota); claims skip its posts until then.
+create table if not exists public.platform_pauses (
+  platform text primary key,
+  paused_until timestamptz not null,
+  reason text
+);
+
 -- End users (anon, authenticated) reach none of this; the publisher uses service_role.
 alter table public.social_accounts enable row level security;
 alter table public.created_content enable row level security;
@@ -172,10 +180,12 @@ alter table public.publish_attempts enable row level security;
 alter table public.publisher_runs enable row level security;
 alter table public.publish_quotas enable row level security;
 alter table public.quota_reservations enable row level security;
+alter table public.platform_pauses enable row level security;
 
 revoke all on public.social_accounts, public.created_content, public.publish_attempts,
-  public.publisher_runs, public.publish_quotas, public.quota_reservations
-  from public, anon, authenticated;
+  public.publisher_runs, public.publish_quotas, public.quota_reservations,
+  public.platform_pauses from public, anon, authenticated;
 grant all on public.social_accounts, public.created_content, public.publish_attempts,
-  public.publisher_runs, public.publish_quotas, public.quota_reservations to service_role;
+  public.publisher_runs, public.publish_quotas, public.quota_reservations,
+  public.platform_pauses to service_role;
 grant usage, select on all sequences in schema public to service_role;

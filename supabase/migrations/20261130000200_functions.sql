@@ -134,6 +134,8 @@ begin
     v_round := v_round + 1;
     select coalesce(array_agg(picked.id), '{}') into v_candidates
       from jsonb_each_text(v_limits) as l(platform, n)
+      left join public.platform_pauses pp
+        on pp.platform = l.platform and pp.paused_until > now()
       cross join lateral (
         select c.id
           from public.created_content c
@@ -144,7 +146,7 @@ begin
            and not exists (select 1 from public.social_accounts a
                             where a.id = c.account_id and a.paused_until > now())
          order by c.priority desc, c.due_at, c.id
-         limit greatest(l.n::integer, 0)
+         limit case when pp.platform is null then greatest(l.n::integer, 0) else 0 end
            for update of c skip locked
       ) picked;
     exit when cardinality(v_candidates) = 0;
@@ -369,6 +371,19 @@ as $$
    where id = p_account_id;
 $$;
 
+-- Pauses a whole platform (the app's budget is spent) until a time; claims skip it.
+create or replace function public.pause_platform(p_platform text, p_seconds double precision,
+                                                 p_reason text)
+returns void
+language sql
+as $$
+  insert into public.platform_pauses as p (platform, paused_until, reason)
+  values (p_platform, now() + make_interval(secs => p_seconds), p_reason)
+  on conflict (platform) do update
+     set paused_until = greatest(p.paused_until, excluded.paused_until),
+         reason = excluded.reason;
+$$;
+
 -- One row per run: counts by outcome and platform, rate, success rate.
 create or replace function public.record_run(p_worker text, p_started_at timestamptz,
                                              p_summary jsonb)
@@ -558,7 +573,8 @@ begin
      where n.nspname = 'public'
        and p.proname in ('prepare_due_posts', 'list_unresolved_schedules',
                          'apply_resolved_schedules', 'claim_due_posts', 'mark_sending',
-                         'record_outcomes', 'pause_account', 'record_run', 'publisher_status',
+                         'record_outcomes', 'pause_account', 'pause_platform', 'record_run',
+                         'publisher_status',
                          'connect_account', 'list_due_posts',
                          'lock_account_refresh', 'save_refreshed_tokens',
                          'claim_for_review')

@@ -128,3 +128,14 @@ async def test_released_lease_gives_its_slot_back(store: Store, db: asyncpg.Conn
     assert (await store.prepare(24, ["instagram"]))["released"] == 1
     assert await db.fetchval("select count(*) from quota_reservations") == 0
     assert len(await store.claim("w", {"instagram": 10}, 60)) == 1
+
+
+async def test_paused_platform_is_not_claimed(store: Store, db: asyncpg.Connection) -> None:
+    """While a platform's app budget is spent, its posts stay put; others are claimed."""
+    await insert_posts(db, 3, platform="youtube")
+    await insert_posts(db, 2, platform="facebook")
+    await store.pause_platform("youtube", 60, "quotaExceeded")
+    claimed = await store.claim("w", {"youtube": 10, "facebook": 10}, 60)
+    assert Counter(p.platform for p in claimed) == {"facebook": 2}
+    await db.execute("update platform_pauses set paused_until = now() - interval '1 s'")
+    assert len(await store.claim("w", {"youtube": 10}, 60)) == 3

@@ -219,6 +219,9 @@ async def test_every_contract_function_through_supabase(
 
     await store.pause_account(account, 60.0, "throttled")
     assert await db.fetchval("select paused_until > now() from social_accounts") is True
+    await store.pause_platform("youtube", 60.0, "project quota used up")
+    assert await db.fetchval("select paused_until > now() from platform_pauses "
+                             "where platform = 'youtube'") is True
 
     started = datetime.now(UTC).replace(microsecond=0)
     run_id = await store.record_run("sb-worker", started, {"published": 1, "lost": 1})

@@ -16,6 +16,7 @@ from publisher.platforms.http import retry_after_seconds, snippet
 
 THROTTLE_CODES = frozenset({4, 17, 32, 613, 341, 80001, 80002, 80000, 80003, 80004, 80005,
                             80006})
+APP_THROTTLE_CODES = frozenset({4, 341})
 TRANSIENT_CODES = frozenset({1, 2})
 TOKEN_CODES = frozenset({190, 102})
 PERMISSION_CODES = frozenset({3, 10, *range(200, 300)})
@@ -74,14 +75,16 @@ def classify_meta_error(response: httpx.Response, *, irreversible: bool) -> Outc
     code = _int(error.get("code"))
     subcode = _int(error.get("error_subcode"))
     message = str(error.get("message") or "no message")[:300]
-    detail = {"http_status": status, "code": code, "subcode": subcode}
+    detail: dict[str, Any] = {"http_status": status, "code": code, "subcode": subcode}
     described = f"{message} (code {code}{f'/{subcode}' if subcode else ''})"
 
     if code in THROTTLE_CODES or status == 429 or subcode == 1390008:
         wait = (_usage_wait_seconds(response) or retry_after_seconds(response)
                 or DEFAULT_THROTTLE_SECONDS)
+        # Codes 4 and 341 are the app's own budget: every account of the app waits.
         return Outcome.defer(f"throttled by the platform: {described}", wait,
-                             pause_account=True, **detail)
+                             pause_account=True, pause_platform=code in APP_THROTTLE_CODES,
+                             **detail)
     if code == POLICY_BLOCK_CODE:
         return Outcome.defer(f"temporarily blocked by the platform: {described}",
                              POLICY_BLOCK_SECONDS, pause_account=True, **detail)

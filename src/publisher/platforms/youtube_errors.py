@@ -99,9 +99,10 @@ def classify_youtube_error(response: httpx.Response, *, now: datetime) -> Outcom
     detail: dict[str, Any] = {"http_status": status, "error_reason": reason}
 
     if reason == "quotaExceeded":
+        # The quota belongs to the API project: every channel waits, not just this one.
         return Outcome.defer(f"the YouTube API quota is used up until midnight Pacific: "
                              f"{described}", seconds_until_quota_reset(now),
-                             pause_account=True, **detail)
+                             pause_account=True, pause_platform=True, **detail)
     if reason == "uploadLimitExceeded":
         return Outcome.defer(f"the channel reached YouTube's upload limit; waiting 24 h: "
                              f"{described}", UPLOAD_LIMIT_SECONDS, pause_account=True, **detail)

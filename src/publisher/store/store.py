@@ -100,6 +100,10 @@ class Store:
         await self._call("pause_account", p_account_id=account_id, p_seconds=seconds,
                          p_reason=reason)
 
+    async def pause_platform(self, platform: str, seconds: float, reason: str) -> None:
+        await self._call("pause_platform", p_platform=platform, p_seconds=seconds,
+                         p_reason=reason)
+
     async def record_run(self, worker: str, started_at: datetime,
                          summary: Mapping[str, Any]) -> int:
         return int(await self._call("record_run", p_worker=worker, p_started_at=started_at,
