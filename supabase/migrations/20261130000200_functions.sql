@@ -158,31 +158,42 @@ begin
       exit;
     end if;
 
-    -- One quota key at a time, in a fixed order (no deadlocks between claimers).
-    perform pg_advisory_xact_lock(k.key)
-       from (select distinct hashtextextended(
-                       q.platform || ':' || q.scope || ':' ||
-                       case when q.scope = 'account' then coalesce(c.account_id::text, '')
-                            else '*' end,
-                       7243) as key
-               from public.created_content c
-               join public.publish_quotas q on q.platform = c.platform
-                and (q.post_types is null or c.post_type = any(q.post_types))
-              where c.id = any(v_candidates)
-              order by 1) k;
+    -- The quota keys these candidates count against.
+    create temporary table if not exists pg_temp.claim_quota_checks (
+      id bigint, platform text, scope text, account_id uuid, key bigint, fits boolean,
+      blocked boolean, free_at timestamptz
+    ) on commit drop;
+    delete from pg_temp.claim_quota_checks;
+    insert into pg_temp.claim_quota_checks (id, platform, scope, account_id, key, blocked)
+    select c.id, q.platform, q.scope, c.account_id,
+           hashtextextended(q.platform || ':' || q.scope || ':' ||
+                            case when q.scope = 'account' then coalesce(c.account_id::text, '')
+                                 else '*' end, 7243),
+           false
+      from public.created_content c
+      join public.publish_quotas q on q.platform = c.platform
+       and (q.post_types is null or c.post_type = any(q.post_types))
+     where c.id = any(v_candidates);
+
+    -- Serialize each quota key across claimers. First round: wait for the keys, all
+    -- claimers in the same order (no cycle). Later rounds already hold keys, so they only
+    -- try: a key someone else holds leaves its posts for the next claim (never a deadlock).
+    if v_round = 1 then
+      perform pg_advisory_xact_lock(k.key)
+         from (select distinct key from pg_temp.claim_quota_checks order by 1) k;
+    else
+      update pg_temp.claim_quota_checks k set blocked = true
+       where k.key in (select d.key from (select distinct key from pg_temp.claim_quota_checks) d
+                        where not pg_try_advisory_xact_lock(d.key));
+    end if;
 
     -- A new statement, so a new snapshot: it sees reservations other claimers committed
     -- while we waited for the locks.
-    create temporary table if not exists pg_temp.claim_quota_checks (
-      id bigint, platform text, scope text, account_id uuid, fits boolean, free_at timestamptz
-    ) on commit drop;
-    delete from pg_temp.claim_quota_checks;
-    insert into pg_temp.claim_quota_checks
-    select ranked.id, ranked.platform, ranked.scope, ranked.account_id,
-           ranked.rank <= ranked.max_posts - ranked.used,
-           coalesce(ranked.oldest, now()) + make_interval(secs => ranked.window_seconds)
+    update pg_temp.claim_quota_checks k
+       set fits = ranked.rank <= ranked.max_posts - ranked.used,
+           free_at = coalesce(ranked.oldest, now()) + make_interval(secs => ranked.window_seconds)
       from (
-        select c.id, q.platform, q.scope, c.account_id, q.max_posts, q.window_seconds,
+        select c.id, q.platform, q.scope, q.max_posts, q.window_seconds,
                row_number() over (
                  partition by q.platform, q.scope,
                               case when q.scope = 'account' then c.account_id end
@@ -200,7 +211,9 @@ begin
                and r.reserved_at > now() - make_interval(secs => q.window_seconds)
           ) usage
          where c.id = any(v_candidates)
-      ) ranked;
+           and c.id not in (select id from pg_temp.claim_quota_checks where blocked)
+      ) ranked
+     where k.id = ranked.id and k.platform = ranked.platform and k.scope = ranked.scope;
 
     -- Over a quota: wait for its next free slot; not failed, no attempt used.
     update public.created_content c
@@ -209,21 +222,22 @@ begin
            updated_at = now()
       from (select k.id, max(k.free_at) as free_at,
                    string_agg(k.platform || ' ' || k.scope || ' quota full', ', ') as what
-              from pg_temp.claim_quota_checks k where not k.fits group by k.id) w
+              from pg_temp.claim_quota_checks k where k.fits is false group by k.id) w
      where c.id = w.id;
     get diagnostics v_held_back = row_count;
+
+    -- Admitted: every quota it counts against has room (and its key is ours).
+    v_admitted := v_admitted || array(
+      select cand.id from unnest(v_candidates) as cand(id)
+       where not exists (select 1 from pg_temp.claim_quota_checks k
+                          where k.id = cand.id and (k.blocked or k.fits is not true)));
 
     insert into public.quota_reservations (post_id, attempt, platform, scope, account_id,
                                            post_type)
     select k.id, c.attempts + 1, k.platform, k.scope, c.account_id, c.post_type
       from pg_temp.claim_quota_checks k
       join public.created_content c on c.id = k.id
-     where k.id not in (select id from pg_temp.claim_quota_checks where not fits);
-
-    v_admitted := v_admitted || array(
-      select cand.id from unnest(v_candidates) as cand(id)
-       where not exists (select 1 from pg_temp.claim_quota_checks k
-                          where k.id = cand.id and not k.fits));
+     where k.id = any(v_admitted);
     exit when v_held_back = 0 or v_round >= 5;
     -- Next round: only as many per platform as are still wanted.
     select coalesce(jsonb_object_agg(l.platform, l.n::integer - coalesce(got.n, 0)), '{}')
