@@ -206,3 +206,21 @@ async def test_cli_bad_setting_exits_2_and_claims_nothing(database_url: str,
     assert "FACEBOOK_CONCURRENCY" in done.stderr
     assert await db.fetchval("select count(*) from created_content "
                              "where status = 'scheduled'") == 3
+
+
+async def test_transient_errors_are_retried_within_the_run(
+        database_url: str, db: asyncpg.Connection) -> None:
+    """With 30 % transient 500s, in-run retries publish nearly all posts in one run, once."""
+    account = await insert_account(db, external_id="page-flaky",
+                                   access_token_encrypted=CIPHER.encrypt("tok"))
+    await insert_posts(db, 60, account_id=account, content=sql("'t ' || random()"))
+    async with run_in_process(SimConfig(latency=0.0, fault_rate=0.3,
+                                        faults=("transient",))) as sim:
+        await run_once(settings_for(database_url, sim, account_concurrency=8))
+        stats = await sim_stats(sim)
+    statuses = dict(await db.fetch("select status, count(*) from created_content group by 1"))
+    assert set(statuses) <= {"published", "retrying"}
+    # One try each would publish about 42; three tries leave about 2 for a later run.
+    assert statuses["published"] >= 54
+    assert stats["accepted"] == statuses["published"]
+    assert stats["duplicates"] == 0

@@ -175,7 +175,9 @@ class Publisher:
             if review:
                 outcome: Outcome = await self._publish(post, begin_sending, review=True)
             else:
-                outcome = await self._retrying(self._publish, post, begin_sending)
+                # A copy per post: a tenacity object keeps its loop state per thread, and
+                # concurrent posts share this one thread.
+                outcome = await self._retrying.copy()(self._publish, post, begin_sending)
         except Exception as exc:  # an adapter bug must not lose the post
             log.exception("adapter %s crashed on post %s", post.platform, post.id)
             reason = f"internal error in the {post.platform} adapter: {type(exc).__name__}"
