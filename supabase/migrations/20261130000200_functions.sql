@@ -480,8 +480,7 @@ as $$
        set refresh_locked_by = p_worker,
            refresh_locked_until = now() + make_interval(secs => p_seconds)
      where id = p_account_id
-       and (refresh_locked_until is null or refresh_locked_until < now()
-            or refresh_locked_by = p_worker)
+       and (refresh_locked_until is null or refresh_locked_until < now())
     returning id
   )
   select jsonb_build_object(

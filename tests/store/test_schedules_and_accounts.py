@@ -109,7 +109,7 @@ async def test_refresh_lock_is_held_by_one_worker_at_a_time(db: asyncpg.Connecti
     assert tokens is not None
     assert (tokens.id, tokens.refresh_token_encrypted) == (account, "v1:k:refresh")
     assert (await store.lock_account_refresh(account, "w2", 30))[0] is False
-    assert (await store.lock_account_refresh(account, "w1", 30))[0] is True  # re-entrant
+    assert (await store.lock_account_refresh(account, "w1", 30))[0] is False  # not re-entrant
     await db.execute("update social_accounts set refresh_locked_until = now() - "
                      "interval '1 second' where id = $1::uuid", account)
     assert (await store.lock_account_refresh(account, "w2", 30))[0] is True

@@ -90,9 +90,15 @@ class MediaFetcher:
         return None
 
     @asynccontextmanager
-    async def open(self, url: str, *, offset: int = 0) -> AsyncIterator[MediaStream | Outcome]:
-        """Yields the open stream, or the Outcome that says why it could not be opened."""
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
+    async def open(self, url: str, *, offset: int = 0,
+                   length: int | None = None) -> AsyncIterator[MediaStream | Outcome]:
+        """Yields the open stream, or the Outcome that says why it could not be opened.
+        With offset or length, asks for that byte range only. Read a long body in ranges:
+        the connection reads ahead into memory while the body is not being consumed."""
+        headers = {}
+        if offset or length is not None:
+            last = "" if length is None else str(offset + length - 1)
+            headers["Range"] = f"bytes={offset}-{last}"
         for _ in range(MAX_REDIRECTS + 1):
             problem = await self.problem(url)
             if problem is not None:

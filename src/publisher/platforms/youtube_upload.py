@@ -18,8 +18,7 @@ import asyncio
 import enum
 import json
 import re
-from collections.abc import AsyncGenerator, Callable, Sequence
-from contextlib import aclosing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -40,7 +39,7 @@ UPLOAD_PATH = "/upload/youtube/v3/videos"
 CLEARED_STATE: dict[str, Any] = {"upload_session": None, "total": None,
                                  "final_chunk_sent": None}
 _RANGE = re.compile(r"bytes=0-(\d+)")
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-")
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 
 class Probe(enum.Enum):
@@ -82,27 +81,6 @@ def stored_session(state: dict[str, Any], base: str) -> Session | None:
 
 def _media_type(stream: MediaStream) -> str:
     return stream.content_type.split(";")[0].strip().lower()
-
-
-async def _chunks(stream: MediaStream, size: int, skip: int) -> AsyncGenerator[bytes, None]:
-    """The body in pieces of exactly `size` bytes (the last may be shorter), after dropping
-    the first `skip` bytes; never more than one piece is buffered."""
-    buffer = bytearray()
-    async for piece in stream.chunks(READ_BYTES):
-        if skip:
-            if len(piece) <= skip:
-                skip -= len(piece)
-                continue
-            piece, skip = piece[skip:], 0
-        buffer += piece
-        while len(buffer) >= size:
-            with memoryview(buffer) as view:
-                chunk = bytes(view[:size])
-            del buffer[:size]
-            yield chunk
-            del chunk
-    if buffer:
-        yield bytes(buffer)
 
 
 def _release(response: httpx.Response) -> None:
@@ -163,48 +141,79 @@ class ResumableUpload:
                                         "attempt resumes the session"))
 
     async def _round(self, position: int) -> int | Outcome:
-        """Streams the media from `position`; an int is where to re-open it next."""
-        async with self._context.media().open(self._media_url, offset=position) as stream:
-            if isinstance(stream, Outcome):
-                return self._keep(stream)
-            problem = self._media_problem(stream)
-            if problem is not None:
-                return self._keep(Outcome.failed(problem, media_url=self._media_url))
-            assert stream.length is not None
-            whole = position == 0 or stream.response.status_code != 206
-            if not whole:
-                started = _CONTENT_RANGE.match(stream.response.headers.get("content-range", ""))
-                if started is not None and int(started.group(1)) != position:
-                    return self._keep(Outcome.retry(
-                        f"the media host answered a range from byte {started.group(1)}, "
-                        f"not {position}"))
-            size = stream.length if whole else position + stream.length
-            if self._session is not None and size != self._session.total:
-                # The media changed since the session opened: that session must never end.
-                self._start_over()
-            if self._session is None and position:
-                return 0  # a new session starts from the first byte
-            self._media_type = _media_type(stream)
-            if self._session is None:
-                opened = await self._open_session(size)
-                if isinstance(opened, Outcome):
-                    return opened
-                self._session = opened
-            return await self._send_from(stream, position, position if whole else 0)
+        """Uploads from `position`; an int is where the next round starts."""
+        described = await self._describe_media()
+        if isinstance(described, Outcome):
+            return self._keep(described)
+        size, self._media_type = described
+        if self._session is not None and size != self._session.total:
+            # The media changed since the session opened: that session must never end.
+            self._start_over()
+        if self._session is None and position:
+            return 0  # a new session starts from the first byte
+        if self._session is None:
+            opened = await self._open_session(size)
+            if isinstance(opened, Outcome):
+                return opened
+            self._session = opened
+        return await self._send_from(position)
 
-    def _media_problem(self, stream: MediaStream) -> str | None:
-        if not _media_type(stream).startswith("video/"):
-            return (f"the media at {self._media_url!r} is {stream.content_type or 'untyped'!r}, "
+    async def _describe_media(self) -> tuple[int, str] | Outcome:
+        """The media's size and type, from a one-byte range request."""
+        async with self._context.media().open(self._media_url, length=1) as stream:
+            if isinstance(stream, Outcome):
+                return stream
+            ranged = _CONTENT_RANGE.match(stream.response.headers.get("content-range", ""))
+            size = int(ranged.group(3)) if ranged is not None else stream.length
+            problem = self._media_problem(_media_type(stream), stream.content_type, size)
+            if problem is not None:
+                return Outcome.failed(problem, media_url=self._media_url)
+            assert size is not None
+            return size, _media_type(stream)
+
+    def _media_problem(self, media_type: str, stated: str, size: int | None) -> str | None:
+        if not media_type.startswith("video/"):
+            return (f"the media at {self._media_url!r} is {stated or 'untyped'!r}, "
                     "not a video (video/*)")
-        if stream.length is None:
+        if size is None:
             # The upload needs the size up front, and the size tells which chunk is the last
             # (irreversible) one. A host that streams without Content-Length does so by its
             # configuration, so retrying would not help.
             return (f"the media host did not state the size (Content-Length) of "
                     f"{self._media_url!r}; YouTube's resumable upload needs it up front")
-        if stream.length == 0:
+        if size == 0:
             return f"the media at {self._media_url!r} is empty"
         return None
+
+    async def _fetch(self, offset: int, length: int) -> bytes | Outcome:
+        """One chunk of the media, by a range request: what is in memory stays one chunk."""
+        async with self._context.media().open(self._media_url, offset=offset,
+                                              length=length) as stream:
+            if isinstance(stream, Outcome):
+                return stream
+            if stream.response.status_code != 206:
+                # The host ignores Range and sends everything: fine for a first small chunk.
+                if offset or (stream.length or 0) > length:
+                    return Outcome.failed(f"the media host of {self._media_url!r} ignores Range "
+                                          "requests, which uploading a large video needs")
+            else:
+                ranged = _CONTENT_RANGE.match(stream.response.headers.get("content-range", ""))
+                if ranged is None or int(ranged.group(1)) != offset:
+                    return Outcome.retry(f"the media host answered another range than the "
+                                         f"one asked for (from byte {offset})")
+            data = bytearray()
+            try:
+                async for piece in stream.chunks(READ_BYTES):
+                    data += piece
+                    if len(data) > length:
+                        return Outcome.retry("the media host sent more than the range asked for")
+            except httpx.HTTPError as exc:
+                return Outcome.retry(f"the video download broke off at byte "
+                                     f"{offset + len(data)} ({type(exc).__name__})")
+            if len(data) != length:
+                return Outcome.retry(f"the media host ended the video at byte "
+                                     f"{offset + len(data)}")
+            return bytes(data)
 
     async def _open_session(self, total: int) -> Session | Outcome:
         """POST the metadata; the session URI comes back in Location. Nothing is visible."""
@@ -229,32 +238,27 @@ class ResumableUpload:
                                  f"({urlsplit(uri).netloc}); not sending the token there")
         return Session(uri, total)
 
-    async def _send_from(self, stream: MediaStream, offset: int, skip: int) -> int | Outcome:
+    async def _send_from(self, offset: int) -> int | Outcome:
+        """Sends the media from `offset`, chunk by chunk, each fetched just before it is sent."""
         assert self._session is not None
         total = self._session.total
-        try:
-            async with aclosing(_chunks(stream, self._chunk_bytes, skip)) as chunks:
-                async for chunk in chunks:
-                    end = offset + len(chunk)
-                    if end > total:
-                        return self._keep(Outcome.retry(
-                            f"the media host sent more than the {total} bytes it announced"))
-                    final = end == total
-                    if final and not self._stamped:
-                        if not await self._context.begin_sending():
-                            return self._keep(Outcome(kind=OutcomeKind.LEASE_LOST,
-                                                      reason="claim lost before sending"))
-                        self._stamped = True
-                    answer = await self._put_chunk(chunk, offset, final=final)
-                    del chunk
-                    if isinstance(answer, Outcome) or answer != end:
-                        return answer
-                    offset = end
-        except httpx.HTTPError as exc:
-            return self._keep(Outcome.retry(f"the video download broke off at byte {offset} "
-                                            f"({type(exc).__name__})"))
-        return self._keep(Outcome.retry(f"the media host ended the video at byte {offset} "
-                                        f"of {total}"))
+        while offset < total:
+            chunk = await self._fetch(offset, min(self._chunk_bytes, total - offset))
+            if isinstance(chunk, Outcome):
+                return self._keep(chunk)
+            end = offset + len(chunk)
+            final = end == total
+            if final and not self._stamped:
+                if not await self._context.begin_sending():
+                    return self._keep(Outcome(kind=OutcomeKind.LEASE_LOST,
+                                              reason="claim lost before sending"))
+                self._stamped = True
+            answer = await self._put_chunk(chunk, offset, final=final)
+            del chunk
+            if isinstance(answer, Outcome) or answer != end:
+                return answer
+            offset = end
+        return self._keep(Outcome.retry(f"the upload stopped at byte {offset} of {total}"))
 
     async def _put_chunk(self, chunk: bytes, offset: int, *, final: bool) -> int | Outcome:
         """Sends one chunk: the next offset YouTube expects, or an outcome."""
