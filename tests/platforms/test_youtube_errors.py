@@ -214,7 +214,7 @@ async def test_error_probing_a_stored_session(
 
     assert_outcome(outcome, case)
     assert outcome.state == {"upload_session": uri, "total": total}
-    assert media.offsets == []
+    assert media.requested == []
 
 
 

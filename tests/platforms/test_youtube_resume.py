@@ -15,11 +15,13 @@ from typing import Any
 import httpx
 import pytest
 from test_youtube_support import (
+    DESCRIBE,
     FakeMedia,
     FakeYouTube,
     Fault,
     Gate,
     Q,
+    chunk_requests,
     context,
     gate,
     make_adapter,
@@ -60,18 +62,16 @@ async def test_stored_session_complete_publishes_without_uploading(
     assert youtube.probes == ["old"]
     assert youtube.chunks == []
     assert youtube.opened == []
-    assert media.offsets == []
+    assert media.requested == []
     assert gate.calls == 0
 
 
-@pytest.mark.parametrize("honour_range", [True, False], ids=["range", "host-ignores-range"])
 async def test_stored_session_resumes_at_probed_offset(
         youtube: FakeYouTube, media: FakeMedia, gate: Gate, context: PublishContext,
-        make_post: PostFactory, honour_range: bool) -> None:
+        make_post: PostFactory) -> None:
     """308 + Range: the media is re-read from N+1 and only the rest is sent."""
     total = len(media.data)
     received = 2 * Q + 5000
-    media.honour_range = honour_range
     uri = youtube.add_session("old", total, received=received, data=media.data)
     post = make_post(publish_state={"upload_session": uri, "total": total})
 
@@ -79,12 +79,34 @@ async def test_stored_session_resumes_at_probed_offset(
 
     assert outcome.kind is OutcomeKind.PUBLISHED
     assert outcome.platform_post_id == "vidold"
-    assert media.offsets == [received]
+    assert media.requested == [DESCRIBE, *chunk_requests(received, total)]
     assert ranges(youtube)[0][0] == received
     assert youtube.body_bytes == total - received
     assert youtube.opened == []
     assert bytes(youtube.session("old").data) == media.data
     assert gate.calls == 1
+
+
+async def test_stored_session_resume_from_host_ignoring_range_fails(
+        youtube: FakeYouTube, media: FakeMedia, gate: Gate, context: PublishContext,
+        make_post: PostFactory) -> None:
+    """Resuming mid-file needs a range: a host answering 200 with the whole file cannot
+    serve it. FAILED naming Range; nothing more is sent and the session is not restarted."""
+    total = len(media.data)
+    received = 2 * Q + 5000
+    media.honour_range = False
+    uri = youtube.add_session("old", total, received=received, data=media.data)
+    post = make_post(publish_state={"upload_session": uri, "total": total})
+
+    outcome = await publish_masked(ADAPTER, post, context)
+
+    assert outcome.kind is OutcomeKind.FAILED
+    assert "ignores Range" in (outcome.reason or "")
+    assert media.requested == [DESCRIBE]  # refused as soon as the size request shows it
+    assert youtube.chunks == []
+    assert youtube.opened == []
+    assert youtube.session("old").received == received
+    assert gate.calls == 0
 
 
 async def test_stored_session_with_nothing_received_starts_at_zero(
@@ -99,7 +121,7 @@ async def test_stored_session_with_nothing_received_starts_at_zero(
 
     assert outcome.platform_post_id == "vidold"
     assert youtube.opened == []
-    assert media.offsets == [0]
+    assert media.requested == [DESCRIBE, *chunk_requests(0, total)]
 
 
 @pytest.mark.parametrize("status", [404, 410])
@@ -118,7 +140,7 @@ async def test_stored_session_expired_starts_over(
     assert outcome.platform_post_id == "vids2"
     assert len(youtube.opened) == 1
     assert youtube.body_bytes == total
-    assert media.offsets == [0]
+    assert media.requested == [DESCRIBE, *chunk_requests(0, total)]
 
 
 async def test_expired_session_whose_last_chunk_may_have_landed_is_unknown(
@@ -136,7 +158,7 @@ async def test_expired_session_whose_last_chunk_may_have_landed_is_unknown(
     assert outcome.kind is OutcomeKind.UNKNOWN
     assert outcome.state["upload_session"] == uri
     assert youtube.opened == []
-    assert media.offsets == []
+    assert media.requested == []
     assert gate.calls == 0
 
 
@@ -172,7 +194,10 @@ async def test_stored_session_for_other_media_size_starts_over(
     assert outcome.kind is OutcomeKind.PUBLISHED
     assert outcome.platform_post_id == "vids2"
     assert youtube.session("old").received == Q
-    assert media.offsets == [Q, 0]
+    assert youtube.chunks == [("s2", first, last) for first, last in chunk_requests(
+        0, len(media.data))]                        # nothing more went to the old session
+    # The size is learned before anything is sent; the new session describes it anew.
+    assert media.requested == [DESCRIBE, DESCRIBE, *chunk_requests(0, len(media.data))]
     assert bytes(youtube.session("s2").data) == media.data
 
 
@@ -189,7 +214,7 @@ async def test_stored_session_with_every_byte_but_no_video_is_retry(
 
     assert outcome.kind is OutcomeKind.RETRY
     assert outcome.state == {"upload_session": uri, "total": total}
-    assert media.offsets == []
+    assert media.requested == []
     assert youtube.chunks == []
     assert gate.calls == 0
 
@@ -207,7 +232,7 @@ async def test_stored_session_probe_failing_is_retry(
 
     assert outcome.kind is OutcomeKind.RETRY
     assert outcome.state == {"upload_session": uri, "total": total}
-    assert media.offsets == []
+    assert media.requested == []
     assert youtube.chunks == []
     assert gate.calls == 0
 
@@ -233,7 +258,8 @@ async def test_stored_session_on_foreign_host_is_ignored(
     pytest.param({"content_type": "image/jpeg"}, OutcomeKind.FAILED, "not a video",
                  id="not-video"),
     pytest.param({"content_type": ""}, OutcomeKind.FAILED, "not a video", id="untyped"),
-    pytest.param({"with_length": False}, OutcomeKind.FAILED, "Content-Length", id="no-length"),
+    pytest.param({"with_length": False, "honour_range": False}, OutcomeKind.FAILED,
+                 "Content-Length", id="no-size-stated"),
     pytest.param({"data": b""}, OutcomeKind.FAILED, "empty", id="empty"),
 ])
 async def test_unusable_media_fails_before_opening_a_session(
@@ -248,6 +274,42 @@ async def test_unusable_media_fails_before_opening_a_session(
     assert outcome.kind is kind
     assert says in (outcome.reason or "")
     assert youtube.opened == []
+    assert gate.calls == 0
+
+
+async def test_size_from_content_range_without_content_length(
+        youtube: FakeYouTube, media: FakeMedia, context: PublishContext,
+        make_post: PostFactory) -> None:
+    """A ranged answer states the total in Content-Range: Content-Length is not needed."""
+    media.with_length = False
+
+    outcome = await publish_masked(ADAPTER, make_post(), context)
+
+    assert outcome.kind is OutcomeKind.PUBLISHED
+    assert youtube.session().total == len(media.data)
+    assert bytes(youtube.session().data) == media.data
+
+
+async def test_media_answering_another_range_is_retry(
+        youtube: FakeYouTube, media: FakeMedia, gate: Gate, context: PublishContext,
+        make_post: PostFactory) -> None:
+    """A 206 whose Content-Range starts elsewhere than asked is never uploaded: RETRY with
+    the session, nothing sent past the chunks that did match."""
+    total = len(media.data)
+
+    def from_the_start(request: httpx.Request) -> httpx.Response:
+        body = media.data[:Q]
+        return httpx.Response(206, content=body, headers={
+            "Content-Type": "video/mp4", "Content-Range": f"bytes 0-{Q - 1}/{total}"})
+
+    media.route.mock(side_effect=from_the_start)
+
+    outcome = await publish_masked(ADAPTER, make_post(), context)
+
+    assert outcome.kind is OutcomeKind.RETRY
+    assert f"from byte {Q}" in (outcome.reason or "")
+    assert ranges(youtube) == [(0, Q - 1)]
+    assert outcome.state == state_of(youtube)
     assert gate.calls == 0
 
 
@@ -280,8 +342,10 @@ async def test_media_cut_short_is_retry_with_session(
     outcome = await publish_masked(ADAPTER, make_post(), context)
 
     assert outcome.kind is OutcomeKind.RETRY
-    assert f"byte {3 * Q} of {full}" in (outcome.reason or "")
+    assert f"ended the video at byte {3 * Q}" in (outcome.reason or "")
     assert outcome.state == state_of(youtube)
+    assert ranges(youtube) == chunk_requests(0, 3 * Q)
+    assert youtube.session().video_id is None
     assert gate.calls == 0
 
 
@@ -291,7 +355,7 @@ async def test_media_download_breaking_is_retry(
     """A download that breaks off mid-stream: RETRY with the session, nothing final sent."""
 
     async def broken(start: int) -> AsyncIterator[bytes]:
-        yield media.data[:Q + 10]
+        yield media.data[start:Q + 10]          # the connection resets at byte Q + 10
         raise httpx.ReadError("media connection reset")
 
     media.blocks = broken
@@ -300,6 +364,8 @@ async def test_media_download_breaking_is_retry(
 
     assert outcome.kind is OutcomeKind.RETRY
     assert "broke off" in (outcome.reason or "")
+    assert media.requested == [DESCRIBE, (0, Q - 1), (Q, 2 * Q - 1)]  # in the second chunk
+    assert ranges(youtube) == [(0, Q - 1)]
     assert outcome.state == state_of(youtube)
     assert youtube.session().video_id is None
     assert gate.calls == 0
@@ -311,7 +377,9 @@ async def test_media_download_breaking_is_retry(
 async def test_large_upload_keeps_memory_flat(
         youtube: FakeYouTube, media: FakeMedia, gate: Gate, context: PublishContext,
         make_post: PostFactory) -> None:
-    """200 MB streamed in 8 MiB chunks: peak traced memory stays far below the file size."""
+    """200 MB uploaded in 8 MiB chunks: peak traced memory stays far below the file size,
+    and no media request ever asks for more than one chunk (a longer download would read
+    ahead into memory while the upload is slower)."""
     block, blocks = 1 << 20, 200
     chunk = 8 << 20
 
@@ -319,8 +387,9 @@ async def test_large_upload_keeps_memory_flat(
         return n.to_bytes(4, "big") * (block // 4)
 
     async def generated(start: int) -> AsyncIterator[bytes]:
-        assert start == 0
-        for n in range(blocks):
+        first, skip = divmod(start, block)
+        yield piece(first)[skip:]
+        for n in range(first + 1, blocks):
             yield piece(n)
 
     expected = hashlib.sha256()
@@ -343,6 +412,9 @@ async def test_large_upload_keeps_memory_flat(
     assert session.received == block * blocks
     assert session.digest.hexdigest() == expected.hexdigest()
     assert len(youtube.chunks) == 25
+    assert media.requested == [DESCRIBE, *chunk_requests(0, block * blocks, chunk)]
+    assert all(last is not None and last - first < chunk
+               for first, last in filter(None, media.requested))
     assert peak < 64 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
 
 

@@ -7,7 +7,7 @@ stores bytes and answers 308 + `Range: bytes=0-N`, or 200 with the video resourc
 last byte arrives; `Content-Range: bytes */total` probes; 404 once a session expired.
 
     youtube     FakeYouTube on a respx router (also mocks the media host and token endpoint)
-    media       FakeMedia serving MEDIA_URL (set .data / .content_type / ... per test)
+    media       FakeMedia serving MEDIA_URL, honouring byte ranges (set .data / ... per test)
     gate        the begin_sending stand-in: counts calls, notes the chunks sent before each
     context     PublishContext over a real AsyncClient, media host allowed
     make_post   factory for a youtube ClaimedPost
@@ -71,6 +71,15 @@ def assert_no_token(outcome: Outcome) -> None:
 def ranges(youtube: FakeYouTube) -> list[tuple[int, int]]:
     """The (first, last) byte of every data PUT, in order."""
     return [(first, last) for _, first, last in youtube.chunks]
+
+
+DESCRIBE = (0, 0)   # the one-byte range request that learns the media's size and type
+
+
+def chunk_requests(start: int, total: int, chunk: int = Q) -> list[tuple[int, int | None]]:
+    """The range requests (first, last byte) that fetch the media from `start`, one per
+    chunk: what FakeMedia.requested holds after the chunks are sent."""
+    return [(at, min(at + chunk, total) - 1) for at in range(start, total, chunk)]
 
 
 def state_of(youtube: FakeYouTube, sid: str = "s1") -> dict[str, Any]:
@@ -228,7 +237,12 @@ class FakeYouTube:
 
 
 class FakeMedia:
-    """Streams the video from MEDIA_URL in small pieces, honouring `Range: bytes=N-`."""
+    """Streams the video from MEDIA_URL in small pieces, honouring `Range: bytes=N-M`.
+
+    Every GET is noted in `requested` as the (first, last) byte its Range header asks for
+    (last None for an open range, the entry None for no Range at all). A ranged answer is
+    206 with `Content-Range: bytes N-M/TOTAL`; with honour_range False the host answers 200
+    with the whole file, as hosts without range support do."""
 
     def __init__(self, router: respx.MockRouter) -> None:
         self.data = video_bytes(4 * Q + 1000)
@@ -237,7 +251,7 @@ class FakeMedia:
         self.content_type = "video/mp4"
         self.with_length = True
         self.honour_range = True
-        self.offsets: list[int] = []
+        self.requested: list[tuple[int, int | None] | None] = []
         self.route = router.get(MEDIA_URL).mock(side_effect=self._get)
 
     @property
@@ -249,18 +263,38 @@ class FakeMedia:
             yield self.data[at:at + 64 * 1024]
 
     def _get(self, request: httpx.Request) -> httpx.Response:
-        wanted = re.fullmatch(r"bytes=(\d+)-", request.headers.get("range", ""))
-        start = int(wanted.group(1)) if wanted and self.honour_range else 0
-        self.offsets.append(int(wanted.group(1)) if wanted else 0)
+        header = request.headers.get("range")
+        wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", header or "")
+        assert header is None or wanted is not None, f"not a single byte range: {header}"
+        self.requested.append(None if wanted is None else (
+            int(wanted.group(1)), int(wanted.group(2)) if wanted.group(2) else None))
+        total = self.total
+        start, end, status = 0, total - 1, 200
         headers = {"Content-Type": self.content_type}
-        if self.with_length:
-            headers["Content-Length"] = str(self.total - start)
-        status = 200
-        if start:
+        # An empty file has no satisfiable range: it is answered whole (200, no bytes).
+        if wanted is not None and self.honour_range and total > 0:
+            start = int(wanted.group(1))
+            if start >= total:
+                return httpx.Response(416, headers={"Content-Range": f"bytes */{total}"})
+            if wanted.group(2):
+                end = min(int(wanted.group(2)), total - 1)
             status = 206
-            headers["Content-Range"] = f"bytes {start}-{self.total - 1}/{self.total}"
+            headers["Content-Range"] = f"bytes {start}-{end}/{total}"
+        if self.with_length:
+            headers["Content-Length"] = str(end - start + 1)
         body = self.blocks(start) if self.blocks is not None else self._pieces(start)
-        return httpx.Response(status, headers=headers, content=body)
+        return httpx.Response(status, headers=headers, content=_upto(body, end - start + 1))
+
+
+async def _upto(body: AsyncIterator[bytes], length: int) -> AsyncIterator[bytes]:
+    """The first `length` bytes of a streamed body; nothing more is pulled from it."""
+    if length <= 0:
+        return
+    async for piece in body:
+        yield piece[:length]
+        length -= len(piece)
+        if length <= 0:
+            break
 
 
 # --- the sending gate ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 from test_youtube_support import (
+    DESCRIBE,
     TOKEN,
     FakeMedia,
     FakeYouTube,
@@ -20,6 +21,7 @@ from test_youtube_support import (
     Gate,
     Q,
     assert_no_token,
+    chunk_requests,
     context,
     gate,
     make_adapter,
@@ -61,7 +63,11 @@ async def test_upload_in_chunks_then_published(
     assert youtube.body_bytes == total
     assert gate.calls == 1
     assert gate.chunks_before == [youtube.chunks[:4]]
-    assert media.offsets == [0]
+    # One byte to learn the size and type, then each chunk by its own range, read once.
+    assert media.requested == [DESCRIBE, *chunk_requests(0, total)]
+    sent = [call.request.headers["range"] for call in media.route.calls]
+    assert sent[:3] == ["bytes=0-0", f"bytes=0-{Q - 1}", f"bytes={Q}-{2 * Q - 1}"]
+    assert sent[-1] == f"bytes={4 * Q}-{total - 1}"
     assert youtube.probes == []
 
 
@@ -97,6 +103,7 @@ async def test_exact_multiple_of_chunk_size(
 
     assert outcome.kind is OutcomeKind.PUBLISHED
     assert ranges(youtube) == [(0, Q - 1), (Q, 2 * Q - 1), (2 * Q, 3 * Q - 1)]
+    assert media.requested == [DESCRIBE, (0, Q - 1), (Q, 2 * Q - 1), (2 * Q, 3 * Q - 1)]
     assert gate.chunks_before == [youtube.chunks[:2]]
 
 
@@ -109,7 +116,47 @@ async def test_single_small_chunk(
 
     assert outcome.kind is OutcomeKind.PUBLISHED
     assert ranges(youtube) == [(0, 1233)]
+    assert media.requested == [DESCRIBE, (0, 1233)]
+    assert bytes(youtube.session().data) == media.data
     assert gate.chunks_before == [[]]
+
+
+@pytest.mark.parametrize("size", [1234, Q], ids=["small", "one-full-chunk"])
+async def test_single_chunk_from_host_ignoring_range_publishes(
+        youtube: FakeYouTube, media: FakeMedia, gate: Gate, context: PublishContext,
+        make_post: PostFactory, size: int) -> None:
+    """A host without range support answers 200 with the whole file: fine when the whole
+    file is the one (first and final) chunk."""
+    media.data = media.data[:size]
+    media.honour_range = False
+
+    outcome = await publish_masked(ADAPTER, make_post(), context)
+
+    assert outcome.kind is OutcomeKind.PUBLISHED
+    assert [call.response.status_code for call in media.route.calls] == [200, 200]
+    assert youtube.session().total == size
+    assert ranges(youtube) == [(0, size - 1)]
+    assert bytes(youtube.session().data) == media.data
+    assert gate.calls == 1
+
+
+@pytest.mark.parametrize("size", [Q + 1, 4 * Q + 1000], ids=["just-over-a-chunk", "large"])
+async def test_large_media_from_host_ignoring_range_fails(
+        youtube: FakeYouTube, media: FakeMedia, gate: Gate, context: PublishContext,
+        make_post: PostFactory, size: int) -> None:
+    """Media larger than a chunk from a host that ignores Range cannot be read a chunk at a
+    time (the whole body would come each time): FAILED, naming Range; nothing is sent."""
+    media.data = media.data[:size]
+    media.honour_range = False
+
+    outcome = await publish_masked(ADAPTER, make_post(), context)
+
+    assert outcome.kind is OutcomeKind.FAILED
+    assert "ignores Range" in (outcome.reason or "")
+    assert youtube.chunks == []
+    assert all(session.received == 0 for session in youtube.sessions.values())
+    assert gate.calls == 0
+    assert_no_token(outcome)
 
 
 async def test_shorts_url(youtube: FakeYouTube, media: FakeMedia, context: PublishContext,
@@ -150,7 +197,8 @@ async def test_reset_mid_chunk_resumes_from_probed_offset(
 
     assert outcome.kind is OutcomeKind.PUBLISHED
     resume_at = 2 * Q + kept
-    assert media.offsets == [0, resume_at]
+    assert media.requested == [DESCRIBE, *chunk_requests(0, 3 * Q),
+                               DESCRIBE, *chunk_requests(resume_at, total)]
     assert ranges(youtube)[:3] == [(0, Q - 1), (Q, 2 * Q - 1), (2 * Q, 3 * Q - 1)]
     assert ranges(youtube)[3][0] == resume_at
     assert bytes(youtube.session().data) == media.data
@@ -172,7 +220,8 @@ async def test_transport_error_on_chunk_probes_and_resumes(
     assert youtube.probes == ["s1"]
     assert bytes(youtube.session().data) == media.data
     assert youtube.body_bytes == len(media.data)   # the stored chunk was not resent
-    assert media.offsets == [0]                     # the stream went on where it was
+    # Each chunk was fetched once: the upload went on with the next one.
+    assert media.requested == [DESCRIBE, *chunk_requests(0, len(media.data))]
     assert gate.calls == 1
 
 
@@ -184,8 +233,10 @@ async def test_chunk_that_never_arrived_is_resent_from_the_probed_offset(
 
     outcome = await publish_masked(ADAPTER, make_post(), context)
 
+    total = len(media.data)
     assert outcome.kind is OutcomeKind.PUBLISHED
-    assert media.offsets == [0, Q]
+    assert media.requested == [DESCRIBE, *chunk_requests(0, 2 * Q),
+                               DESCRIBE, *chunk_requests(Q, total)]
     assert ranges(youtube)[1:3] == [(Q, 2 * Q - 1), (Q, 2 * Q - 1)]
     assert youtube.body_bytes == len(media.data) + Q
     assert bytes(youtube.session().data) == media.data
@@ -216,7 +267,8 @@ async def test_short_range_after_chunk_rereads_media(
     outcome = await publish_masked(ADAPTER, make_post(), context)
 
     assert outcome.kind is OutcomeKind.PUBLISHED
-    assert media.offsets == [0, Q // 4]
+    assert media.requested == [DESCRIBE, (0, Q - 1),
+                               DESCRIBE, *chunk_requests(Q // 4, len(media.data))]
     assert ranges(youtube)[1][0] == Q // 4
     assert youtube.probes == []
     assert bytes(youtube.session().data) == media.data
@@ -252,7 +304,9 @@ async def test_session_expired_mid_upload_starts_over(
     assert len(youtube.opened) == 2
     assert youtube.session("s1").video_id is None
     assert bytes(youtube.session("s2").data) == media.data
-    assert media.offsets == [0, 0]
+    total = len(media.data)
+    assert media.requested == [DESCRIBE, *chunk_requests(0, 3 * Q),
+                               DESCRIBE, *chunk_requests(0, total)]
     assert gate.calls == 1
 
 
@@ -285,7 +339,8 @@ async def test_final_chunk_not_stored_is_resent_without_second_gate(
 
     assert outcome.kind is OutcomeKind.PUBLISHED
     assert ranges(youtube)[4:] == [(4 * Q, total - 1), (4 * Q, total - 1)]
-    assert media.offsets == [0, 4 * Q]
+    assert media.requested == [DESCRIBE, *chunk_requests(0, total),
+                               DESCRIBE, (4 * Q, total - 1)]
     assert gate.calls == 1
     assert bytes(youtube.session().data) == media.data
 

@@ -164,8 +164,14 @@ class ResumableUpload:
             if isinstance(stream, Outcome):
                 return stream
             ranged = _CONTENT_RANGE.match(stream.response.headers.get("content-range", ""))
-            size = int(ranged.group(3)) if ranged is not None else stream.length
+            partial = stream.response.status_code == 206
+            # A 206 states the size only in Content-Range; its Content-Length is the range's.
+            size = int(ranged.group(3)) if ranged is not None else (
+                None if partial else stream.length)
             problem = self._media_problem(_media_type(stream), stream.content_type, size)
+            if problem is None and not partial and (size or 0) > self._chunk_bytes:
+                problem = (f"the media host of {self._media_url!r} ignores Range requests, "
+                           "which uploading a large video needs")
             if problem is not None:
                 return Outcome.failed(problem, media_url=self._media_url)
             assert size is not None
