@@ -1,6 +1,6 @@
 """The Instagram adapter: one attempt per post type, the quota, the gate, transport errors.
 
-See test_instagram_support.py for the mocked API (shapes from shared/platforms.md section 2).
+See instagram_support.py for the mocked API (shapes from shared/platforms.md section 2).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import respx
-from test_instagram_support import (
+from instagram_support import (
     ADAPTER,
     IMAGE,
     USER,

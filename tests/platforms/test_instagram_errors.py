@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from test_instagram_support import (
+from instagram_support import (
     ADAPTER,
     TOKEN,
     Gate,

@@ -1,6 +1,6 @@
 """The Instagram adapter across attempts: resuming from publish_state, reconciling containers.
 
-See test_instagram_support.py for the mocked API (shapes from shared/platforms.md section 2).
+See instagram_support.py for the mocked API (shapes from shared/platforms.md section 2).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from test_instagram_support import (
+from instagram_support import (
     ADAPTER,
     USER,
     VERSION,

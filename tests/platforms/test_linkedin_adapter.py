@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from test_linkedin_helpers import (
+from linkedin_support import (
     API,
     IMAGES,
     ORG,

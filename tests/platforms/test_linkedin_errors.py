@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_linkedin_helpers import (
+from linkedin_support import (
     API,
     IMAGES,
     NOW,

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from test_linkedin_helpers import (
+from linkedin_support import (
     API,
     IMAGES,
     LinkedIn,

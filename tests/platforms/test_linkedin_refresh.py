@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 import respx
-from test_linkedin_helpers import adapter
+from linkedin_support import adapter
 
 from publisher.models import Outcome, OutcomeKind
 from publisher.platforms.base import TokenGrant

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_linkedin_helpers import IMAGES, ORG, PERSON, adapter, make_post
+from linkedin_support import IMAGES, ORG, PERSON, adapter, make_post
 
 from publisher.platforms.linkedin import MAX_COMMENTARY_CHARS
 

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 import respx
-from test_youtube_support import (
+from youtube_support import (
     MEDIA_URL,
     FakeMedia,
     FakeYouTube,

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_youtube_support import (
+from youtube_support import (
     NOW,
     TOKEN,
     FakeMedia,

@@ -1,6 +1,6 @@
 """The YouTube resumable upload, continued: stored sessions, the media, memory.
 
-The endpoint is FakeYouTube (test_youtube_support), a respx model of the documented
+The endpoint is FakeYouTube (youtube_support), a respx model of the documented
 protocol: session open (200 + Location), chunks answered 308 + Range, 200 + video at the
 last byte, `bytes */total` probes, 404 for an expired session.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_youtube_support import (
+from youtube_support import (
     DESCRIBE,
     FakeMedia,
     FakeYouTube,
