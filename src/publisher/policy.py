@@ -53,6 +53,8 @@ def outcome_row(post: ClaimedPost, outcome: Outcome, *, retry_base: float,
         return _row(post, outcome, "needs_review",
                     error=f"outcome unknown, not retried to avoid a duplicate: {outcome.reason}")
     if kind is OutcomeKind.LEASE_LOST:
-        # Fenced out in the database (the claim is no longer ours); logged as evidence.
-        return _row(post, outcome, "scheduled", error=outcome.reason)
+        # Nothing was sent. Fenced out if the claim is really gone (logged as evidence);
+        # applied if "sending" could not be stamped for another reason (a database blip):
+        # then the post is simply due again, its attempt given back.
+        return _row(post, outcome, "scheduled", error=outcome.reason, refund_attempt=True)
     return _row(post, outcome, "failed", error=outcome.reason)

@@ -16,8 +16,12 @@ import asyncpg
 from publisher.errors import StoreError
 from publisher.store.contract import FUNCTIONS
 
-_CONNECTION_ERRORS = (OSError, asyncpg.PostgresConnectionError,
-                      asyncpg.exceptions.InterfaceError, asyncpg.CannotConnectNowError)
+# The connection, not the statement, failed: a dropped backend (pg_terminate_backend,
+# a restart, a pooler hiccup) or a protocol state asyncpg cannot go on from.
+_CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresConnectionError,
+                      asyncpg.exceptions.InterfaceError, asyncpg.CannotConnectNowError,
+                      asyncpg.exceptions.InternalClientError,
+                      asyncpg.exceptions.OperatorInterventionError)
 
 
 def _statement(function: str) -> str:
@@ -62,16 +66,34 @@ class PostgresTransport:
     async def call(self, function: str, params: Mapping[str, Any]) -> Any:
         spec = FUNCTIONS[function]
         args = [_encode(sql_type, params[name]) for name, sql_type in spec.params]
-        try:
-            value = await self._pool.fetchval(_STATEMENTS[function], *args)
-        except _CONNECTION_ERRORS as exc:
-            raise StoreError(f"database connection lost during {function}: "
-                             f"{type(exc).__name__}") from exc
-        except asyncpg.PostgresError as exc:
-            raise StoreError(f"{function} failed in the database: {exc}") from exc
+        # One retry on a fresh connection when the connection broke. Safe for every contract
+        # function: writes are fenced or idempotent, and a claim whose answer was lost only
+        # holds its posts until their lease runs out (nothing was sent for them).
+        for attempt in (1, 2):
+            try:
+                value = await self._fetch(_STATEMENTS[function], args)
+                break
+            except _CONNECTION_ERRORS as exc:
+                if attempt == 2:
+                    raise StoreError(f"database connection lost during {function}: "
+                                     f"{type(exc).__name__}") from exc
+            except asyncpg.PostgresError as exc:
+                raise StoreError(f"{function} failed in the database: {exc}") from exc
         if spec.returns == "jsonb" and isinstance(value, str):
             return json.loads(value)
         return value
+
+    async def _fetch(self, statement: str, args: list[Any]) -> Any:
+        """fetchval on a pooled connection; a connection that broke is thrown away, never
+        handed back to the pool for the next call to trip over."""
+        conn = await self._pool.acquire()
+        try:
+            return await conn.fetchval(statement, *args)
+        except _CONNECTION_ERRORS:
+            conn.terminate()
+            raise
+        finally:
+            await self._pool.release(conn)
 
     async def listen(self, channel: str, callback: Callable[[], None]) -> bool:
         """Calls back on each NOTIFY on channel; False where a session cannot be held
