@@ -8,7 +8,6 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import pytest
 import relkit
 
 from helpers import insert_account, insert_posts, sql
