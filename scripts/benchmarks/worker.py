@@ -1,0 +1,47 @@
+"""A publisher process for scale-100k: `python -m benchmarks.worker`, settings from the env.
+
+The same wiring as `python -m publisher run` (publisher.app.runtime: Settings.from_env,
+open_store, http_client, build_adapters), plus what the benchmark needs from inside: the
+store's statement count, and this process's CPU and peak memory, as one BENCH_RESULT line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+from typing import Any
+
+from benchmarks.common import emit_result
+from publisher.app import finish_run, runtime
+from publisher.logs import setup_logging
+from publisher.settings import Settings
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _run(settings: Settings) -> dict[str, Any]:
+    async with runtime(settings) as rt:
+        publisher = rt.publisher()
+        cpu, clock = _cpu(), time.perf_counter()
+        summary = await publisher.run()
+        await finish_run(rt.store, summary)
+        return {"summary": summary.as_dict(), "statements": rt.store.statements,
+                "run_cpu": _cpu() - cpu, "run_wall": time.perf_counter() - clock}
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    setup_logging(settings.log_level, settings.log_format)
+    result = asyncio.run(_run(settings))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["process_cpu"] = usage.ru_utime + usage.ru_stime
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024       # KB on Linux
+    emit_result(result)
+
+
+if __name__ == "__main__":
+    main()
