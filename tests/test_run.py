@@ -224,3 +224,20 @@ async def test_transient_errors_are_retried_within_the_run(
     assert statuses["published"] >= 54
     assert stats["accepted"] == statuses["published"]
     assert stats["duplicates"] == 0
+
+
+async def test_run_ends_when_the_only_platform_is_paused(
+        database_url: str, db: asyncpg.Connection) -> None:
+    """A platform paused for the day (quota used up) counts as drained: no idling to the
+    deadline, and the held-back posts wait, attempts intact."""
+    async with run_in_process(SimConfig(latency=0.0, youtube_daily_uploads=2)) as sim:
+        await seed(db, SeedPlan(posts=6, accounts=1, platforms=["youtube"],
+                                media_base=f"{sim}/_media"), CIPHER)
+        await db.execute("update publish_quotas set max_posts = 1000")
+        summary = await run_once(settings_for(database_url, sim, run_deadline_seconds=120))
+    assert summary.stopped_because == "nothing due"
+    assert summary.as_dict()["wall_seconds"] < 60
+    statuses = dict(await db.fetch("select status, count(*) from created_content group by 1"))
+    assert statuses == {"published": 2, "scheduled": 4}
+    assert await db.fetchval("select max(attempts) from created_content "
+                             "where status = 'scheduled'") == 0

@@ -101,6 +101,14 @@ async def _one(server: Server, platforms: Sequence[str], posts: int, accounts: i
     return Measured(workers, per_worker, wall, children, cpu, sim_rss, stats, problems)
 
 
+def _by_function(m: Measured) -> Counter[str]:
+    total: Counter[str] = Counter()
+    for child in m.children:
+        if child.result:
+            total.update(child.result.get("by_function", {}))
+    return total
+
+
 def _sum(m: Measured, key: str) -> float:
     return sum(float(c.result[key]) for c in m.children if c.result)
 
@@ -136,6 +144,9 @@ async def run(server: Server, platforms: Sequence[str], size: float, workers: Se
               *[cell(f"{_sum(m, 'statements') / posts * 1000:.1f}",
                      _sum(m, "statements") / posts * 1000 <= TARGET_STATEMENTS) for m in runs],
               target=f"<= {TARGET_STATEMENTS}")
+    table.add("statements per 1,000 posts by function",
+              *[", ".join(f"{name} {n / posts * 1000:.1f}" for name, n in
+                          _by_function(m).most_common(4)) for m in runs])
     table.add("CPU s: publisher / simulator / postgres",
               *[f"{_sum(m, 'process_cpu'):.0f} / {m.cpu['simulator']:.0f} / "
                 f"{m.cpu['postgres']:.0f}" for m in runs])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import resource
 import time
+from collections import Counter
 from typing import Any
 
 from benchmarks.common import emit_result
@@ -25,11 +26,20 @@ def _cpu() -> float:
 
 async def _run(settings: Settings) -> dict[str, Any]:
     async with runtime(settings) as rt:
+        by_function: Counter[str] = Counter()
+        call = rt.store._call
+
+        async def counted(function: str, **params: Any) -> Any:
+            by_function[function] += 1
+            return await call(function, **params)
+
+        rt.store._call = counted  # type: ignore[method-assign]
         publisher = rt.publisher()
         cpu, clock = _cpu(), time.perf_counter()
         summary = await publisher.run()
         await finish_run(rt.store, summary)
         return {"summary": summary.as_dict(), "statements": rt.store.statements,
+                "by_function": dict(by_function),
                 "run_cpu": _cpu() - cpu, "run_wall": time.perf_counter() - clock}
 
 

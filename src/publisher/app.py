@@ -50,7 +50,10 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
     connections = settings.max_concurrency + 8
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.http_timeout_seconds, connect=10.0),
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        # Idle connections are dropped before servers commonly drop them (5 s and up), so a
+        # publish never goes out on a connection the server is closing.
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections,
+                            keepalive_expiry=4.0),
         follow_redirects=False,
     )
 

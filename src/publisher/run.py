@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -75,7 +76,7 @@ class Publisher:
         self.summary = RunSummary(worker_id=self._worker)
         self._stopping = asyncio.Event()
         self._retrying = AsyncRetrying(
-            stop=stop_after_attempt(IN_RUN_TRIES),
+            stop=stop_after_attempt(IN_RUN_TRIES - 1),  # after the first try, made outside
             wait=wait_exponential_jitter(multiplier=0.5, max=SHORT_WAIT_SECONDS),
             retry=retry_if_result(self._worth_retrying_now),
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
@@ -118,7 +119,9 @@ class Publisher:
                         self.summary.database_failed = True
                         break
                     drained_at = time.monotonic()
-                if not self._tasks and drained >= set(self._adapters) and not forever:
+                # A platform paused for the rest of this run counts as drained too.
+                paused = {p for p in self._adapters if self._held(self._paused_platforms, p)}
+                if not self._tasks and drained | paused >= set(self._adapters) and not forever:
                     self.summary.stopped_because = "nothing due"
                     break
                 self._finished.clear()
@@ -175,9 +178,12 @@ class Publisher:
             if review:
                 outcome: Outcome = await self._publish(post, begin_sending, review=True)
             else:
-                # A copy per post: a tenacity object keeps its loop state per thread, and
-                # concurrent posts share this one thread.
-                outcome = await self._retrying.copy()(self._publish, post, begin_sending)
+                outcome = await self._publish(post, begin_sending)
+                if self._worth_retrying_now(outcome):
+                    # A copy per post: a tenacity object keeps its loop state per thread, and
+                    # concurrent posts share this one thread.
+                    await asyncio.sleep(random.uniform(0.25, 0.75))
+                    outcome = await self._retrying.copy()(self._publish, post, begin_sending)
         except Exception as exc:  # an adapter bug must not lose the post
             log.exception("adapter %s crashed on post %s", post.platform, post.id)
             reason = f"internal error in the {post.platform} adapter: {type(exc).__name__}"

@@ -79,6 +79,9 @@ def make_server(app: SimulatorApp, *, log_level: str = "warning", own_logging: b
         log_level=log_level,
         access_log=False,
         lifespan="off",
+        # Longer than any client keeps an idle connection: the server must never close one
+        # just as the client reuses it (that turns a publish into an unknown outcome).
+        timeout_keep_alive=75,
         timeout_graceful_shutdown=GRACE_SECONDS,
         log_config=LOGGING_CONFIG if own_logging else None,
     )
