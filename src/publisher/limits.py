@@ -11,7 +11,7 @@ import asyncio
 import heapq
 import itertools
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 
 
 class PriorityLimiter:
@@ -68,13 +68,15 @@ class Limits:
         if platform in self.platforms:
             limiters.append(self.platforms[platform])
         limiters.append(self.total)
+        taken: list[PriorityLimiter] = []
         try:
-            async with AsyncExitStack() as stack:
-                for limiter in limiters:
-                    await limiter.acquire(priority)
-                    stack.callback(limiter.release)
-                yield
+            for limiter in limiters:
+                await limiter.acquire(priority)
+                taken.append(limiter)
+            yield
         finally:
+            for limiter in reversed(taken):
+                limiter.release()
             if account is not None and account in self._accounts \
                     and self._accounts[account].idle:
                 del self._accounts[account]  # keep memory flat across many accounts
