@@ -7,13 +7,13 @@ store's statement count, and this process's CPU and peak memory, as one BENCH_RE
 
 from __future__ import annotations
 
-import asyncio
 import resource
 import time
 from collections import Counter
 from typing import Any
 
 from benchmarks.common import emit_result
+from publisher import eventloop
 from publisher.app import finish_run, runtime
 from publisher.logs import setup_logging
 from publisher.settings import Settings
@@ -46,7 +46,7 @@ async def _run(settings: Settings) -> dict[str, Any]:
 def main() -> None:
     settings = Settings.from_env()
     setup_logging(settings.log_level, settings.log_format)
-    result = asyncio.run(_run(settings))
+    result = eventloop.run(_run(settings))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result["process_cpu"] = usage.ru_utime + usage.ru_stime
     result["peak_rss_mb"] = usage.ru_maxrss / 1024       # KB on Linux

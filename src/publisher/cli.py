@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
+from publisher import eventloop
 from publisher.errors import PublisherError, StoreError
 from publisher.logs import setup_logging
 from publisher.settings import PLATFORMS, Settings
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         setup_logging(settings.log_level, settings.log_format)
-        return asyncio.run(_dispatch(args, settings))
+        return eventloop.run(_dispatch(args, settings))
     except StoreError as exc:  # the database, not the settings: exit 1
         print(f"publisher: {exc}", file=sys.stderr)
         return 1

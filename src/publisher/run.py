@@ -16,7 +16,7 @@ import httpx
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
 
 from publisher import schedule
-from publisher.batching import OutcomeRecorder, SendingMarker
+from publisher.batching import PostWriter
 from publisher.crypto import TokenCipher
 from publisher.errors import ScheduleError, StoreError
 from publisher.limits import Limits
@@ -64,8 +64,8 @@ class Publisher:
         self._tokens = TokenManager(settings, store, client, cipher, adapters)
         self._media_hosts = frozenset(
             {urlsplit(settings.simulator_url).netloc} if settings.simulator_url else ())
-        self._marker = SendingMarker(store, self._worker)
-        self._recorder = OutcomeRecorder(store, self._worker)
+        self._writer = PostWriter(store, self._worker,
+                                  in_flight=lambda: self._limits.total.in_use)
         self._in_flight: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self._finished = asyncio.Event()
@@ -162,16 +162,16 @@ class Publisher:
     async def _drain(self) -> None:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._recorder.close()
-        self.summary.lost_claims = len(self._recorder.lost)
-        self.summary.unwritten = len(self._recorder.unwritten)
+        await self._writer.close()
+        self.summary.lost_claims = len(self._writer.lost)
+        self.summary.unwritten = len(self._writer.unwritten)
 
     async def _publish_and_record(self, post: ClaimedPost, *, review: bool = False) -> None:
         sending = False
 
         async def begin_sending() -> bool:
             nonlocal sending
-            sending = await self._marker.begin(post.id, post.attempt)
+            sending = await self._writer.begin_sending(post.id, post.attempt)
             return sending
 
         try:
@@ -197,7 +197,7 @@ class Publisher:
         row = outcome_row(post, outcome, retry_base=self._settings.retry_base_seconds,
                           retry_max=self._settings.retry_max_seconds)
         self.summary.count(post.platform, row.status)
-        self._recorder.add(row)
+        self._writer.add(row)
 
     async def _start_reviews(self) -> None:
         """Asks the platforms about posts whose outcome was unknown (see reconcile.py)."""

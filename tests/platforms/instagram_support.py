@@ -133,6 +133,7 @@ def ig_fixture() -> Iterator[respx.MockRouter]:
 @pytest.fixture(name="graph")
 def graph_fixture(ig: respx.MockRouter) -> Graph:
     """The scripted API with quota room, container creation, media_publish and permalink."""
+    ADAPTER._quotas.clear()  # each test scripts its own quota reading
     return Graph(ig)
 
 

@@ -375,3 +375,29 @@ async def test_outcome_is_published_shape(
                               state={**outcome.state, "container_id": "c1",
                                      "media_id": MEDIA_ID, "publish_tried": True})
     assert_no_token(outcome)
+
+
+async def test_quota_is_read_once_per_account_while_it_has_room(
+        graph: Graph, context: PublishContext, make_post: PostFactory) -> None:
+    """An account's next posts in the run count on the first reading instead of re-reading."""
+    for container in ("c1", "c2", "c3"):
+        graph.container(container, "FINISHED")
+    graph.quota.mock(return_value=httpx.Response(200, json={"data": [{
+        "quota_usage": 2, "config": {"quota_total": 100, "quota_duration": 86400}}]}))
+    for _ in range(3):
+        outcome = await publish_masked(ADAPTER, make_post("image"), context)
+        assert outcome.kind is OutcomeKind.PUBLISHED
+    assert graph.quota.call_count == 1
+    assert graph.create.call_count == 3
+
+
+async def test_quota_is_read_again_when_the_count_nears_the_limit(
+        graph: Graph, context: PublishContext, make_post: PostFactory) -> None:
+    """Near the limit every post reads the quota: the reading, not our count, decides."""
+    for container in ("c1", "c2"):
+        graph.container(container, "FINISHED")
+    graph.quota.mock(return_value=httpx.Response(200, json={"data": [{
+        "quota_usage": 96, "config": {"quota_total": 100, "quota_duration": 86400}}]}))
+    for _ in range(2):
+        await publish_masked(ADAPTER, make_post("image"), context)
+    assert graph.quota.call_count == 2

@@ -265,3 +265,19 @@ async def test_fenced_out_outcome_does_not_touch_the_account(db: asyncpg.Connect
     assert result.lost == (post,)
     assert await db.fetchval("select status from social_accounts where id = $1",
                              account) == "active"
+
+
+async def test_sync_writes_outcomes_and_stamps_in_one_statement(db: asyncpg.Connection,
+                                                                store: Store) -> None:
+    """sync_posts: one finished post's outcome and another's sending stamp together."""
+    done, next_up = await insert_posts(db, 2)
+    await set_claim(db, done, "w1", 1)
+    await set_claim(db, next_up, "w1", 1)
+    before = store.statements
+    result = await store.sync("w1", [(next_up, 1)], [OutcomeRow(
+        id=done, attempt=1, status="published", outcome="published", platform_post_id="p-1")])
+    assert store.statements == before + 1
+    assert (result.marked, result.applied, result.lost) == ({next_up}, 1, ())
+    assert (await fetch_post(db, done))["status"] == "published"
+    assert (await fetch_post(db, next_up))["sending_started_at"] is not None
+    assert (await fetch_post(db, done))["platform_post_id"] == "p-1"

@@ -197,6 +197,11 @@ async def test_every_contract_function_through_supabase(
     assert (await fetch_post(db, local))["platform_post_id"] == "42_1"
     assert await db.fetchval("select count(*) from publish_attempts where not applied") == 1
 
+    await insert_post(db, account_id=account)
+    [again] = await store.claim("sb-worker", {"facebook": 1}, 120.0)
+    synced = await store.sync("sb-worker", [(again.id, again.attempt)], [])
+    assert synced.marked == {again.id}
+
     locked, current = await store.lock_account_refresh(account, "sb-worker", 30.0)
     assert locked
     assert current is not None

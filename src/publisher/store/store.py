@@ -43,9 +43,10 @@ class OutcomeRow:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class RecordResult:
-    applied: int
-    lost: tuple[int, ...]
+class SyncResult:
+    marked: frozenset[int]      # posts now stamped "sending": these may be sent
+    applied: int                # outcomes written
+    lost: tuple[int, ...]       # outcomes fenced out: the claim was no longer ours
 
 
 class Store:
@@ -85,16 +86,29 @@ class Store:
                                 p_every_seconds=every_seconds, p_lease_seconds=lease_seconds)
         return [ClaimedPost.from_row(row) for row in rows]
 
+    async def sync(self, worker: str, sending: Sequence[tuple[int, int]],
+                   outcomes: Sequence[OutcomeRow]) -> SyncResult:
+        """One statement: writes the outcomes, then stamps "sending" on the (id, attempt)
+        claims this worker still holds."""
+        result = await self._call("sync_posts", p_worker=worker,
+                                  p_sending=[{"id": i, "attempt": a} for i, a in sending],
+                                  p_outcomes=[o.to_json() for o in outcomes])
+        recorded = result.get("outcomes") or {"applied": 0, "lost": []}
+        return SyncResult(marked=frozenset(int(i) for i in result["sending"]),
+                          applied=int(recorded["applied"]),
+                          lost=tuple(int(i) for i in recorded["lost"]))
+
+    # The two halves of sync_posts on their own (the run uses sync).
     async def mark_sending(self, worker: str, claims: Sequence[tuple[int, int]]) -> set[int]:
         marked = await self._call("mark_sending", p_worker=worker,
                                   p_claims=[{"id": i, "attempt": a} for i, a in claims])
         return {int(i) for i in marked}
 
-    async def record(self, worker: str, outcomes: Sequence[OutcomeRow]) -> RecordResult:
+    async def record(self, worker: str, outcomes: Sequence[OutcomeRow]) -> SyncResult:
         result = await self._call("record_outcomes", p_worker=worker,
                                   p_outcomes=[o.to_json() for o in outcomes])
-        return RecordResult(applied=int(result["applied"]),
-                            lost=tuple(int(i) for i in result["lost"]))
+        return SyncResult(marked=frozenset(), applied=int(result["applied"]),
+                          lost=tuple(int(i) for i in result["lost"]))
 
     async def pause_account(self, account_id: str, seconds: float, reason: str) -> None:
         await self._call("pause_account", p_account_id=account_id, p_seconds=seconds,
