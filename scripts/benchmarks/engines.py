@@ -17,6 +17,7 @@ from benchmarks import engine_others as others
 from benchmarks import engine_ours as ours
 from benchmarks.common import emit_result, settle
 from benchmarks.procs import CpuMeter
+from publisher import eventloop
 
 SETTLE_SECONDS = 0.5
 Load = Callable[[str, int], Awaitable[None]]
@@ -73,7 +74,7 @@ async def _main(engine: str, url: str, n: int, postgres_pid: int) -> dict[str, A
 
 def main() -> None:
     engine, url, n, pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    emit_result(asyncio.run(_main(engine, url, n, pid)))
+    emit_result(eventloop.run(_main(engine, url, n, pid)))  # every engine on the same loop
 
 
 if __name__ == "__main__":

@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 
 
 class PriorityLimiter:
@@ -58,25 +57,58 @@ class Limits:
         self._per_account = per_account
         self._accounts: dict[str, PriorityLimiter] = {}
 
-    @asynccontextmanager
-    async def slot(self, platform: str, account: str | None,
-                   priority: int = 0) -> AsyncIterator[None]:
-        limiters = []
-        if account is not None:
-            limiters.append(self._accounts.setdefault(account,
-                                                      PriorityLimiter(self._per_account)))
-        if platform in self.platforms:
-            limiters.append(self.platforms[platform])
-        limiters.append(self.total)
-        taken: list[PriorityLimiter] = []
+    def slot(self, platform: str, account: str | None, priority: int = 0) -> Slot:
+        """`async with limits.slot(...)`: holds all three for the duration of the block."""
+        return Slot(self, platform, account, priority)
+
+    def _account(self, account: str) -> PriorityLimiter:
+        limiter = self._accounts.get(account)
+        if limiter is None:
+            limiter = self._accounts[account] = PriorityLimiter(self._per_account)
+        return limiter
+
+    def _forget_if_idle(self, account: str) -> None:
+        limiter = self._accounts.get(account)
+        if limiter is not None and limiter.idle:
+            del self._accounts[account]  # keep memory flat across many accounts
+
+
+class Slot:
+    """One post's hold on its account's, platform's and the run's limiters.
+
+    A class rather than a generator-based context manager: it is entered once per post,
+    and at volume the generator machinery was a visible share of the run's CPU."""
+
+    __slots__ = ("_account", "_limiters", "_limits", "_priority", "_taken")
+
+    def __init__(self, limits: Limits, platform: str, account: str | None,
+                 priority: int) -> None:
+        self._limits = limits
+        self._account = account
+        self._priority = priority
+        limiters = [] if account is None else [limits._account(account)]
+        platform_limiter = limits.platforms.get(platform)
+        if platform_limiter is not None:
+            limiters.append(platform_limiter)
+        limiters.append(limits.total)
+        self._limiters = limiters
+        self._taken = 0
+
+    async def __aenter__(self) -> None:
         try:
-            for limiter in limiters:
-                await limiter.acquire(priority)
-                taken.append(limiter)
-            yield
-        finally:
-            for limiter in reversed(taken):
-                limiter.release()
-            if account is not None and account in self._accounts \
-                    and self._accounts[account].idle:
-                del self._accounts[account]  # keep memory flat across many accounts
+            for limiter in self._limiters:
+                await limiter.acquire(self._priority)
+                self._taken += 1
+        except BaseException:
+            self._release()
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        for limiter in reversed(self._limiters[:self._taken]):
+            limiter.release()
+        self._taken = 0
+        if self._account is not None:
+            self._limits._forget_if_idle(self._account)

@@ -11,7 +11,12 @@ from dateutil.parser import isoparse
 
 
 def _optional_time(value: Any) -> datetime | None:
-    return isoparse(value) if isinstance(value, str) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)  # Postgres's JSON form; ten times isoparse's speed
+    except ValueError:
+        return isoparse(value)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
