@@ -6,12 +6,12 @@ Prints one line, ``SIMULATOR_URL=http://HOST:PORT``, once it listens.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
 
+from publisher import eventloop
 from publisher.simulator.app import PLATFORMS
 from publisher.simulator.server import URL_PREFIX, serve_forever
 from publisher.simulator.state import DEFAULT_FAULTS, FAULT_KINDS, SimConfig, parse_faults
@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_quietly)
     try:
-        asyncio.run(
+        eventloop.run(
             serve_forever(
                 config,
                 host=args.host,
