@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -15,6 +14,7 @@ import httpx
 
 from publisher.crypto import TokenCipher, generate_key, parse_key
 from publisher.errors import ConfigError
+from publisher.http_transport import AiohttpTransport
 from publisher.platforms import build_adapters
 from publisher.run import Publisher
 from publisher.settings import Settings
@@ -46,40 +46,15 @@ def _local_key(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-POOL_CONNECTIONS = 32  # per shard: httpcore's pool does work quadratic in its size
-
-
-class ShardedTransport(httpx.AsyncBaseTransport):
-    """Spreads requests over several small connection pools. httpcore's pool scans all its
-    connections on every request and response close, so one pool of hundreds costs
-    milliseconds of CPU per request; k pools of n/k cost k^2 times less."""
-
-    def __init__(self, shards: int, limits: httpx.Limits) -> None:
-        ssl_context = httpx.create_ssl_context()  # one, shared: building one is slow
-        self._shards = [httpx.AsyncHTTPTransport(limits=limits, verify=ssl_context)
-                        for _ in range(shards)]
-        self._next = itertools.cycle(self._shards)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await next(self._next).handle_async_request(request)
-
-    async def aclose(self) -> None:
-        for shard in self._shards:
-            await shard.aclose()
-
-
 def http_client(settings: Settings) -> httpx.AsyncClient:
-    """One client for the whole run, its pools sized to the concurrency limits."""
-    connections = settings.max_concurrency + 8
-    shards = max(1, -(-connections // POOL_CONNECTIONS))
-    per_shard = -(-connections // shards)
-    # Idle connections are dropped before servers commonly drop them (5 s and up), so a
-    # publish never goes out on a connection the server is closing.
-    limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard,
-                          keepalive_expiry=4.0)
+    """One client for the whole run, its pool sized to the concurrency limits."""
+    # Idle connections are dropped (4 s) before servers commonly drop them (5 s and up), so
+    # a publish never goes out on a connection the server is closing.
+    transport = AiohttpTransport(max_connections=settings.max_concurrency + 8,
+                                 keepalive_expiry=4.0)
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.http_timeout_seconds, connect=10.0),
-        transport=ShardedTransport(shards, limits),
+        transport=transport,
         follow_redirects=False,
     )
 
