@@ -56,6 +56,9 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
         timeout=httpx.Timeout(settings.http_timeout_seconds, connect=10.0),
         transport=transport,
         follow_redirects=False,
+        # No proxy mounts from the environment: they would bypass the transport above, and
+        # looking them up costs every request.
+        trust_env=False,
     )
 
 

@@ -29,7 +29,7 @@ class PostWriter:
     def __init__(self, store: Store, worker: str, *, in_flight: Callable[[], int] = lambda: 0,
                  min_wait: float = 0.005, wait_per_post: float = 0.00025,
                  max_wait: float = 0.15, outcome_interval: float = 0.5,
-                 max_batch: int = 500) -> None:
+                 max_batch: int = 100) -> None:
         self._store = store
         self._worker = worker
         self._in_flight = in_flight
