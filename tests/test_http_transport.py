@@ -310,6 +310,22 @@ def test_http_client_can_be_built_outside_a_loop() -> None:
     assert asyncio.run(use()) == 200
 
 
+async def test_the_run_client_keeps_no_cookies() -> None:
+    """A Set-Cookie from a platform is not sent back on the next request."""
+    async def set_cookie(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                         seen: Seen) -> None:
+        while (request := await read_request(reader)) is not None:
+            seen.requests.append(request)
+            writer.write(response(headers=(("Set-Cookie", "session=abc; Path=/"),)))
+            await writer.drain()
+
+    async with serve(set_cookie) as (url, seen), http_client(Settings(max_concurrency=4)) as http:
+        await http.get(f"{url}/first")
+        await http.get(f"{url}/second")
+        assert not http.cookies
+    assert [r.header("cookie") for r in seen.requests] == [None, None]
+
+
 # --- nothing was sent ---------------------------------------------------------------------
 
 async def test_connection_refused_is_connect_error() -> None:
