@@ -13,6 +13,7 @@ import random
 import asyncpg
 
 from benchmarks.common import CIPHER, bench_settings
+from publisher import eventloop
 from publisher.app import finish_run, http_client
 from publisher.models import ClaimedPost, Outcome, OutcomeKind
 from publisher.platforms.base import PlatformAdapter, PublishContext
@@ -59,6 +60,7 @@ async def load(url: str, n: int) -> None:
 
 async def drain(url: str) -> int:
     """Runs the Publisher until nothing is due; returns the statements it made."""
+    eventloop.tune_gc()  # the publisher CLI's process setting (the other engines keep theirs)
     settings = bench_settings(url, max_concurrency=LIMIT, platform_concurrency={PLATFORM: LIMIT})
     adapters: dict[str, PlatformAdapter] = {PLATFORM: NoopAdapter()}
     store = Store(await PostgresTransport.connect(url))

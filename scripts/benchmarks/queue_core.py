@@ -59,7 +59,8 @@ async def run(server: Server, size: float) -> int:
     table.note("publisher: Publisher.run with a no-op adapter (await begin_sending, then "
                "published): lease, sending stamp, outcome and one publish_attempts row per "
                "post, run summary row; MAX_CONCURRENCY and platform concurrency 1000, "
-               "ACCOUNT_CONCURRENCY 2, 20 posts per account")
+               "ACCOUNT_CONCURRENCY 2, 20 posts per account, with the CLI's garbage-collector "
+               "setting (eventloop.tune_gc); every engine runs on uvloop")
     table.note("each engine in its own process and database; load untimed, then ANALYZE + "
                "CHECKPOINT; 'drain' is the timed part; cores busy = whole machine, of 2")
     return table.print()

@@ -46,6 +46,7 @@ async def _run(settings: Settings) -> dict[str, Any]:
 def main() -> None:
     settings = Settings.from_env()
     setup_logging(settings.log_level, settings.log_format)
+    eventloop.tune_gc()  # as the publisher CLI does
     result = eventloop.run(_run(settings))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result["process_cpu"] = usage.ru_utime + usage.ru_stime

@@ -70,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         setup_logging(settings.log_level, settings.log_format)
+        eventloop.tune_gc()
         return eventloop.run(_dispatch(args, settings))
     except StoreError as exc:  # the database, not the settings: exit 1
         print(f"publisher: {exc}", file=sys.stderr)

@@ -68,28 +68,48 @@ class ClaimedPost:
     last_error: str | None = None               # filled for posts under review
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> ClaimedPost:
+    def from_row(cls, row: dict[str, Any],
+                 accounts: dict[Any, tuple[dict[str, Any], Account]] | None = None
+                 ) -> ClaimedPost:
+        """accounts: the Accounts already made (by id, with the row each was made from), to
+        share one among the posts of an account (they are immutable) instead of making one
+        per post."""
         account = row.get("account")
         options = row.get("options")
         state = row.get("publish_state")
+        get = row.get
         return cls(
             id=int(row["id"]),
             attempt=int(row["attempt"]),
             max_attempts=int(row["max_attempts"]),
             platform=str(row["platform"]),
-            post_type=str(row.get("post_type") or "text"),
-            content=row.get("content"),
-            title=row.get("title"),
-            link_url=row.get("link_url"),
-            media_urls=tuple(row.get("media_urls") or ()),
+            post_type=str(get("post_type") or "text"),
+            content=get("content"),
+            title=get("title"),
+            link_url=get("link_url"),
+            media_urls=tuple(get("media_urls") or ()),
             options=options if isinstance(options, dict) else {},
-            priority=int(row.get("priority") or 0),
-            scheduled_at=_optional_time(row.get("scheduled_at")),
-            account=Account.from_row(account) if isinstance(account, dict) else None,
+            priority=int(get("priority") or 0),
+            scheduled_at=_optional_time(get("scheduled_at")),
+            account=(None if not isinstance(account, dict)
+                     else Account.from_row(account) if accounts is None
+                     else _shared_account(account, accounts)),
             publish_state=state if isinstance(state, dict) else {},
-            sending_started_at=_optional_time(row.get("sending_started_at")),
-            last_error=row.get("last_error"),
+            sending_started_at=_optional_time(get("sending_started_at")),
+            last_error=get("last_error"),
         )
+
+
+def _shared_account(row: dict[str, Any],
+                    accounts: dict[Any, tuple[dict[str, Any], Account]]) -> Account:
+    """The Account for this row, made once per account id while its row stays the same
+    (compared whole, so an account whose status or token changed is a new Account)."""
+    known = accounts.get(row.get("id"))
+    if known is not None and known[0] == row:
+        return known[1]
+    account = Account.from_row(row)
+    accounts[row.get("id")] = (row, account)
+    return account
 
 
 class OutcomeKind(enum.Enum):

@@ -30,7 +30,10 @@ class RunSummary:
 
     def count(self, platform: str, status: str) -> None:
         self.by_status[status] += 1
-        self.by_platform.setdefault(platform, Counter())[status] += 1
+        counts = self.by_platform.get(platform)  # not setdefault: a Counter per call, per post
+        if counts is None:
+            counts = self.by_platform[platform] = Counter()
+        counts[status] += 1
 
     @property
     def finished(self) -> int:

@@ -30,6 +30,7 @@ REFRESH_MARGIN = timedelta(minutes=5)   # refresh tokens expiring sooner than th
 LOCK_SECONDS = 60.0                     # how long one worker may hold a refresh lock
 WAIT_SECONDS = 30.0                     # how long to wait for another worker's refresh
 POLL_SECONDS = 0.25
+PLAIN_CACHE_MAX = 50_000                # accounts whose decrypted token is kept for the run
 
 
 class TokenManager:
@@ -42,6 +43,10 @@ class TokenManager:
         self._adapters = adapters
         self._fresh: dict[str, str | Outcome] = {}     # account id -> token or why not
         self._locks: dict[str, asyncio.Lock] = {}
+        # account id -> (stored ciphertext, its plaintext): an account's posts share one
+        # decryption (AES-GCM per post was a visible share of a run's CPU). Keyed by the
+        # ciphertext too, so a token stored anew is decrypted anew. Never logged or shown.
+        self._plain: dict[str, tuple[str, str]] = {}
 
     async def access_token(self, account: Account) -> str | Outcome:
         """The account's usable access token, or the Outcome that stops its posts."""
@@ -49,7 +54,7 @@ class TokenManager:
             return self._fresh[account.id]
         refresher = self._refresher(account.platform)
         if refresher is None or not _expiring(account.token_expires_at):
-            return self._decrypt(account.access_token_encrypted, "access")
+            return self._access(account)
         lock = self._locks.setdefault(account.id, asyncio.Lock())
         async with lock:
             if account.id not in self._fresh:
@@ -59,6 +64,19 @@ class TokenManager:
     def _refresher(self, platform: str) -> TokenRefresher | None:
         adapter = self._adapters.get(platform)
         return adapter if hasattr(adapter, "refresh_token") else None  # type: ignore[return-value]
+
+    def _access(self, account: Account) -> str | Outcome:
+        """The stored access token, decrypted once per account and ciphertext."""
+        sealed = account.access_token_encrypted
+        known = self._plain.get(account.id)
+        if known is not None and sealed is not None and known[0] == sealed:
+            return known[1]
+        token = self._decrypt(sealed, "access")
+        if isinstance(token, str) and sealed is not None:
+            if len(self._plain) >= PLAIN_CACHE_MAX:
+                self._plain.clear()  # a long-running worker: stay bounded
+            self._plain[account.id] = (sealed, token)
+        return token
 
     def _decrypt(self, sealed: str | None, which: str) -> str | Outcome:
         if not sealed:
