@@ -32,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="scale-100k: MAX_CONCURRENCY in total, split over the workers")
     parser.add_argument("--platforms", default="",
                         help="restrict to these registered platforms (default: all)")
-    parser.add_argument("--runs", type=int, default=5, help="idle: runs per variant")
+    parser.add_argument("--runs", type=int, default=5,
+                        help="idle: runs per variant; queue-core: publisher/pgqueuer rounds")
     return parser
 
 
@@ -62,7 +63,7 @@ def _benchmark(name: str, args: argparse.Namespace) -> Callable[[Server], Awaita
     if name == "queue-core":
         from benchmarks import queue_core
 
-        return lambda server: queue_core.run(server, args.size)
+        return lambda server: queue_core.run(server, args.size, args.runs)
     from benchmarks import idle
 
     return lambda server: idle.run(server, args.size, args.runs)
