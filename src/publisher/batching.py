@@ -29,7 +29,7 @@ class PostWriter:
     def __init__(self, store: Store, worker: str, *, in_flight: Callable[[], int] = lambda: 0,
                  min_wait: float = 0.005, wait_per_post: float = 0.00025,
                  max_wait: float = 0.15, outcome_interval: float = 0.5,
-                 max_batch: int = 100) -> None:
+                 max_stamps: int = 100, max_outcomes: int = 500) -> None:
         self._store = store
         self._worker = worker
         self._in_flight = in_flight
@@ -37,7 +37,10 @@ class PostWriter:
         self._wait_per_post = wait_per_post
         self._max_wait = max_wait
         self._outcome_interval = outcome_interval
-        self._max_batch = max_batch
+        # A stamp batch goes as soon as it is this big: its posts are waiting to send.
+        # Outcomes wait for nobody, so they go in larger batches.
+        self._max_stamps = max_stamps
+        self._max_outcomes = max_outcomes
         self._sending: dict[int, tuple[int, asyncio.Future[bool]]] = {}
         # (row, failed tries so far, loop time before which it is not tried again)
         self._outcomes: list[tuple[OutcomeRow, int, float]] = []
@@ -55,13 +58,13 @@ class PostWriter:
         """True when the claim still holds and "sending" is now stamped on the post."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._sending[post_id] = (attempt, future)
-        self._flush_within(0.0 if len(self._sending) >= self._max_batch
+        self._flush_within(0.0 if len(self._sending) >= self._max_stamps
                            else self.sending_wait())
         return await future
 
     def add(self, row: OutcomeRow) -> None:
         self._outcomes.append((row, 0, 0.0))
-        self._flush_within(0.0 if len(self._outcomes) >= self._max_batch
+        self._flush_within(0.0 if len(self._outcomes) >= self._max_outcomes
                            else self._outcome_interval)
 
     def _flush_within(self, seconds: float) -> None:
@@ -100,7 +103,7 @@ class PostWriter:
         outcomes: list[tuple[OutcomeRow, int, float]] = []
         waiting: list[tuple[OutcomeRow, int, float]] = []
         for entry in self._outcomes:
-            (outcomes if entry[2] <= now and len(outcomes) < self._max_batch
+            (outcomes if entry[2] <= now and len(outcomes) < self._max_outcomes
              else waiting).append(entry)
         self._outcomes = waiting
         try:

@@ -43,6 +43,9 @@ BeginSending = Callable[[], Awaitable[bool]]
 RELEASED = Outcome.defer("released: the worker stopped before sending", 0.0)
 
 RESOLVE_BATCH = 1000
+# Posts per platform per claim. Up to two claims' worth are held, so the next batch is
+# claimed while the one before is still being worked through: client and database overlap.
+CLAIM_MAX = 1000
 IDLE_POLL_SECONDS = 1.0
 IN_RUN_TRIES = 3            # a transient error is tried again this soon, then in a later run
 SHORT_WAIT_SECONDS = 5.0    # only waits up to this long are worth holding the post for
@@ -85,7 +88,7 @@ class Publisher:
     def _claim_window(self, platform: str) -> int:
         """How many posts of a platform to hold at once: enough to keep its slots busy."""
         concurrency = self._settings.platform_concurrency.get(platform, 1)
-        return max(1, min(2 * concurrency, 2 * self._settings.max_concurrency, 1000))
+        return max(1, min(2 * concurrency, 2 * self._settings.max_concurrency, 2 * CLAIM_MAX))
 
     async def run(self, stop: asyncio.Event | None = None, *, forever: bool = False) -> RunSummary:
         stop = stop or asyncio.Event()
@@ -141,7 +144,7 @@ class Publisher:
             window = self._claim_window(platform)
             free = window - self._in_flight[platform]
             if free >= max(1, window // 2):
-                wanted[platform] = free
+                wanted[platform] = min(free, CLAIM_MAX)
         return wanted
 
     async def _claim(self, wanted: dict[str, int], drained: set[str]) -> None:
