@@ -2,6 +2,11 @@
 
     scripts/reliability [--runners 8] [--posts 10000] [--kills 50] [--only crash,faults]
 
+The fault scenarios run each fault kind on Facebook, then each dangerous kind (the post is
+made and the answer is an error or nothing, Meta's throttles, LinkedIn's duplicate answer,
+a token expiring during a YouTube upload) on every platform it applies to, as
+faults:<kind>:<platform>.
+
 Each scenario gets a fresh migrated database (in a throwaway embedded Postgres, or on the
 server named by TEST_DATABASE_URL) and its own simulator, and prints one line:
 
@@ -91,6 +96,13 @@ def broken(result: relkit.Result) -> list[str]:
     problems = list(result.audit.violations)
     if result.audit.lost:
         problems.append(f"{result.audit.lost} post(s) lost")
+    kind = result.scenario.split(":")[1] if result.scenario.startswith("faults:") else ""
+    if kind in relkit.DANGEROUS_FINALS:
+        problems += relkit.dangerous_problems(result, kind)
+    affected = result.notes.get("affected") or 0
+    if result.scenario == "crash:requeue" and result.audit.needs_review > 0.05 * affected:
+        problems.append(f"{result.audit.needs_review} of {affected} post(s) that were in "
+                        "review are left for a person (the goal is 5 % at most)")
     if result.notes.get("crashed"):
         causes = sorted({trace.strip().splitlines()[-1][:140]
                          for trace in result.notes.get("tracebacks", {}).values() if trace})
@@ -107,6 +119,11 @@ async def main(args: argparse.Namespace) -> int:
         ("crash", lambda url: relkit.crash(
             url, runners=args.runners, posts=args.posts, accounts=max(10, args.posts // 20),
             kills=args.kills)),
+        # The same kills, with absent posts requeued (RECONCILE_REQUEUE_FACEBOOK=on, review
+        # at test speed) and review runs until every post in review had all its checks.
+        ("crash:requeue", lambda url: relkit.crash(
+            url, runners=args.runners, posts=args.posts, accounts=max(10, args.posts // 20),
+            kills=args.kills, review=relkit.FAST_REQUEUE)),
         ("database", lambda url: relkit.database_drops(
             url, runners=max(2, args.runners // 2), posts=args.posts // 2,
             accounts=max(10, args.posts // 40), drops=max(8, args.kills // 2))),
@@ -116,13 +133,19 @@ async def main(args: argparse.Namespace) -> int:
         plans.append((f"faults:{kind}", lambda url, kind=kind: relkit.faults(
             url, kind, posts=fault_posts, accounts=max(20, fault_posts // 10),
             rate=FAULT_RATE)))
+    for kind, platforms in relkit.DANGEROUS_FAULTS.items():
+        for platform in platforms:
+            plans.append((f"faults:{kind}:{platform}",
+                          lambda url, kind=kind, platform=platform: relkit.platform_faults(
+                              url, kind, platform, posts=fault_posts,
+                              accounts=max(10, fault_posts // 20), rate=FAULT_RATE)))
     failures = 0
     print(relkit.Result.HEADER, flush=True)
     async with postgres() as server:
         databases = Databases(server)
         try:
             for name, plan in plans:
-                if only and name not in only and name.split(":")[0] not in only:
+                if only and not any(name == o or name.startswith(f"{o}:") for o in only):
                     continue
                 started = time.monotonic()
                 try:
@@ -157,7 +180,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--kills", type=int, default=50,
                         help="SIGKILLs in the crash scenario (default 50)")
     parser.add_argument("--only", help="comma-separated scenarios: concurrency, crash, "
-                                       "database, faults or faults:<kind>")
+                                       "database, faults, faults:<kind> or "
+                                       "faults:<kind>:<platform>")
     return parser
 
 

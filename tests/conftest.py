@@ -12,6 +12,9 @@ migrations are applied once, to a template database; each test gets its own
     database_url     per test: URL of a fresh migrated database (dropped afterwards)
     db               per test: an asyncpg connection to it, for seeding and assertions
     store            per test: publisher.store.Store over PostgresTransport on it
+    id_type_database_url  per test, twice: a migrated database whose post ids are bigint
+                     (created_content made by our migrations) or uuid (the product's own
+                     created_content from tests/product_db.py, made first, then migrated)
 """
 
 from __future__ import annotations
@@ -22,23 +25,17 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
+from helpers import url_for
 from publisher.store import Store
 from publisher.store.migrations import apply_migrations
 from publisher.store.postgres import PostgresTransport
 
 _SESSION = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
 _counter = itertools.count(1)
-
-
-def url_for(server_url: str, database: str) -> str:
-    """The server URL with its database swapped for `database`."""
-    parts = urlsplit(server_url)
-    return urlunsplit(parts._replace(path="/" + quote(database)))
 
 
 @pytest.fixture(scope="session")
@@ -139,3 +136,48 @@ async def store(database_url: str) -> AsyncIterator[Store]:
         yield s
     finally:
         await s.close()
+
+
+@pytest.fixture(scope="session")
+async def uuid_template(pg_server: str, admin_db: asyncpg.Connection
+                        ) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+    """Session: `await uuid_template()` -> name of a database holding the product's own
+    schema (uuid post ids, tests/product_db.py), migrated, without the product's rows.
+    Built on first use only."""
+    built: list[str] = []
+
+    async def get() -> str:
+        if not built:
+            from product_db import create_product_database
+
+            name = f"publisher_uuid_{_SESSION}"
+            await admin_db.execute(f'create database "{name}"')
+            built.append(name)
+            url = url_for(pg_server, name)
+            conn = await asyncpg.connect(url, statement_cache_size=0)
+            try:
+                await create_product_database(conn)
+                await apply_migrations(url)
+                await conn.execute("delete from public.created_content")
+            finally:
+                await conn.close()
+        return built[0]
+
+    try:
+        yield get
+    finally:
+        for name in built:
+            await admin_db.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(params=["bigint", "uuid"])
+async def id_type_database_url(request: pytest.FixtureRequest, pg_server: str,
+                               admin_db: asyncpg.Connection, template_db: str,
+                               uuid_template: Callable[[], Awaitable[str]]) -> AsyncIterator[str]:
+    """URL of a fresh migrated database, once with bigint post ids and once with uuid."""
+    template = template_db if request.param == "bigint" else await uuid_template()
+    name = await _create(admin_db, template)
+    try:
+        yield url_for(pg_server, name)
+    finally:
+        await admin_db.execute(f'drop database if exists "{name}" with (force)')

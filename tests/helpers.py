@@ -12,6 +12,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -78,14 +79,15 @@ async def insert_account(db: asyncpg.Connection, *, platform: str = "facebook",
 
 async def insert_posts(db: asyncpg.Connection, count: int, *, platform: str = "facebook",
                        account_id: str | None = None, scheduled_at: Any = DUE,
-                       **columns: Any) -> list[int]:
+                       **columns: Any) -> list[Any]:
     """Inserts `count` identical posts in one statement, due a minute ago unless told;
-    returns their ids, ascending."""
+    returns their ids, ascending: ints, or strs where post ids are uuid."""
     values: dict[str, Any] = {"platform": platform, "scheduled_at": scheduled_at,
                               "content": "hello", **columns}
     if account_id is not None:
         values["account_id"] = account_id
-    return [int(i) for i in await _insert(db, "created_content", count, values)]
+    ids = await _insert(db, "created_content", count, values)
+    return [i if isinstance(i, int) else str(i) for i in ids]
 
 
 async def insert_post(db: asyncpg.Connection, **columns: Any) -> int:
@@ -135,3 +137,9 @@ async def set_post(db: asyncpg.Connection, post_id: int, **columns: Any) -> None
 
 __all__ = ["DUE", "attempts_for", "fetch_post", "insert_account", "insert_post",
            "insert_posts", "post_statuses", "set_post", "sql"]
+
+
+def url_for(server_url: str, database: str) -> str:
+    """The server URL with its database swapped for `database`."""
+    parts = urlsplit(server_url)
+    return urlunsplit(parts._replace(path="/" + quote(database)))

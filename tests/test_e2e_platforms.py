@@ -51,3 +51,9 @@ async def test_every_post_type_on_every_platform_once(database_url: str,
         assert URLS[row["platform"]].match(row["platform_url"]), dict(row)
     ids = {(r["platform"], r["platform_post_id"]) for r in rows}
     assert ids == {(p["platform"], p["post_id"]) for p in accepted}
+    # Instagram accounts of both login types published, each through its own host.
+    logins = await db.fetch("select a.login_type, count(*) from created_content c "
+                            "join social_accounts a on a.id = c.account_id "
+                            "where c.platform = 'instagram' and c.status = 'published' "
+                            "group by 1")
+    assert {r["login_type"] for r in logins} == {"facebook", "instagram"}

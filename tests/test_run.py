@@ -16,13 +16,17 @@ import asyncpg
 import httpx
 import pytest
 
-from helpers import insert_account, insert_posts, sql
+from helpers import fetch_post, insert_account, insert_post, insert_posts, sql
 from publisher.app import run_once
 from publisher.crypto import TokenCipher, generate_key, parse_key
+from publisher.models import ClaimedPost, Outcome, OutcomeKind
+from publisher.platforms.base import PublishContext
+from publisher.run import Publisher
 from publisher.seeding import SeedPlan, seed
 from publisher.settings import Settings, simulator_endpoints
 from publisher.simulator.server import SimulatorProcess, run_in_process
 from publisher.simulator.state import SimConfig
+from publisher.store import Store
 
 KEY = generate_key()
 CIPHER = TokenCipher(parse_key(KEY))
@@ -210,14 +214,19 @@ async def test_cli_bad_setting_exits_2_and_claims_nothing(database_url: str,
 
 async def test_transient_errors_are_retried_within_the_run(
         database_url: str, db: asyncpg.Connection) -> None:
-    """With 30 % transient 500s, in-run retries publish nearly all posts in one run, once."""
-    account = await insert_account(db, external_id="page-flaky",
+    """With 30 % of Instagram containers going to ERROR 2207001 ("try again"; nothing went
+    out), in-run retries publish nearly all posts in one run, once. (A 5xx on a publishing
+    call is no such error: it may follow a made post, so it goes to review, never retried.)"""
+    account = await insert_account(db, platform="instagram", external_id="ig-flaky",
                                    access_token_encrypted=CIPHER.encrypt("tok"))
-    await insert_posts(db, 60, account_id=account, content=sql("'t ' || random()"))
     async with run_in_process(SimConfig(latency=0.0, fault_rate=0.3,
-                                        faults=("transient",))) as sim:
+                                        faults=("container_error",))) as sim:
+        await insert_posts(db, 60, platform="instagram", account_id=account,
+                           post_type="image", media_urls=[f"{sim}/_media/a.jpg"],
+                           content=sql("'t ' || random()"))
         await run_once(settings_for(database_url, sim, account_concurrency=8))
         stats = await sim_stats(sim)
+    assert stats["faults_injected"]["container_error"] > 0
     statuses = dict(await db.fetch("select status, count(*) from created_content group by 1"))
     assert set(statuses) <= {"published", "retrying"}
     # One try each would publish about 42; three tries leave about 2 for a later run.
@@ -241,3 +250,48 @@ async def test_run_ends_when_the_only_platform_is_paused(
     assert statuses == {"published": 2, "scheduled": 4}
     assert await db.fetchval("select max(attempts) from created_content "
                              "where status = 'scheduled'") == 0
+
+
+class Resuming:
+    """A platform whose first try prepares container c1 and then hits a blip; each try
+    records the publish_state it was given."""
+
+    platform = "facebook"
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    def validate(self, post: ClaimedPost) -> str | None:
+        return None
+
+    async def publish(self, post: ClaimedPost, context: PublishContext) -> Outcome:
+        self.seen.append(dict(post.publish_state))
+        if len(self.seen) == 1:
+            return Outcome(kind=OutcomeKind.RETRY, reason="blip after preparing",
+                           state={"container_id": "c1", "publish_tried": True})
+        if len(self.seen) == 2:
+            return Outcome(kind=OutcomeKind.RETRY, reason="another blip", state={"step": 2})
+        return Outcome(kind=OutcomeKind.PUBLISHED, platform_post_id="m1", url=None,
+                       state={"media_id": "m1"})
+
+
+async def test_in_run_retry_resumes_from_the_state_the_first_try_left(
+        database_url: str, db: asyncpg.Connection, store: Store) -> None:
+    """Issue 11: the immediate retries within a run get the post with what the tries before
+    them left merged into its publish_state (a new container, say), never the old state
+    that would start over; and the row keeps what every try left."""
+    account = await insert_account(db, external_id="page-resume",
+                                   access_token_encrypted=CIPHER.encrypt("tok"))
+    post_id = await insert_post(db, account_id=account, content="resume me")
+    adapter = Resuming()
+    settings = Settings(database_url=database_url, encryption_key=KEY, worker_id="resume",
+                        run_deadline_seconds=60, retry_base_seconds=60)
+    async with httpx.AsyncClient() as client:
+        await Publisher(settings, store, client, {"facebook": adapter}, CIPHER).run()
+
+    assert adapter.seen == [{}, {"container_id": "c1", "publish_tried": True},
+                            {"container_id": "c1", "publish_tried": True, "step": 2}]
+    row = await fetch_post(db, post_id)
+    assert row["status"] == "published"
+    assert json.loads(row["publish_state"]) == {"container_id": "c1", "publish_tried": True,
+                                                "step": 2, "media_id": "m1"}

@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from publisher.errors import ScheduleError
 from publisher.schedule import is_nonexistent, local_to_utc, resolve, zone
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0,
+        second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(("local", "zone_name", "expected"), [
@@ -104,3 +107,83 @@ def test_resolve_without_zone_raises_schedule_error(zone_name: str | None) -> No
     """A local time without a zone cannot be resolved."""
     with pytest.raises(ScheduleError, match="scheduled_timezone"):
         resolve("2026-06-01 09:00", zone_name)
+
+
+def test_resolve_without_local_time_names_both_columns() -> None:
+    """No local time at all: the reason says neither schedule column is set."""
+    with pytest.raises(ScheduleError, match="neither scheduled_at nor scheduled_local"):
+        resolve(None, "UTC")
+
+
+# -- issue 10, item 1: no stored value may escape as anything but a ScheduleError ----------
+
+@pytest.mark.parametrize(("local", "zone_name"), [
+    ("0001-01-01 00:00", "Asia/Tokyo"),              # before year 1 in UTC
+    ("9999-12-31 23:00", "America/Los_Angeles"),     # after year 9999 in UTC
+    ("0001-01-01T00:30:00", "Asia/Kolkata"),
+    ("9999-12-31 23:59:59.999999", "Pacific/Pago_Pago"),
+])
+def test_out_of_range_local_time_fails_alone(local: str, zone_name: str) -> None:
+    """A local time whose instant falls outside years 1..9999 raises ScheduleError (not
+    OverflowError), naming both columns and quoting the values."""
+    with pytest.raises(ScheduleError) as caught:
+        resolve(local, zone_name)
+    reason = str(caught.value)
+    assert "scheduled_local" in reason
+    assert "scheduled_timezone" in reason
+    assert repr(local) in reason
+    assert "outside the dates" in reason
+
+
+def test_the_last_and_first_instants_still_resolve() -> None:
+    """The edges that do fit resolve: year 1 west of UTC, 9999-12-31 east of it."""
+    assert resolve("0001-01-01 00:00", "America/New_York") == utc(1, 1, 1, 4, 56, 2)
+    assert resolve("9999-12-31 23:00", "Asia/Tokyo") == utc(9999, 12, 31, 14, 0)
+
+
+@pytest.mark.parametrize(("local", "zone_name", "column"), [
+    ("2026-06-01 09:00", "America", "scheduled_timezone"),          # a directory: OSError
+    ("2026-06-01 09:00", "x" * 5000, "scheduled_timezone"),         # name too long: OSError
+    ("2026-06-01 09:00", "zone.tab", "scheduled_timezone"),         # not a zone file
+    ("2026-06-01 09:00", "Europe/Paris\x00", "scheduled_timezone"),
+    ("2026-06-01 09:00", 42, "scheduled_timezone"),
+    ("2026-06-01 09:00", " Europe/Paris", "scheduled_timezone"),
+    ("2026-06-01T09:00:00+02:00", "Europe/Paris", "scheduled_local"),  # carries an offset
+    ("2026-06-01T09:00:00Z", "UTC", "scheduled_local"),
+    ("infinity", "UTC", "scheduled_local"),
+    ("0044-03-15T00:00:00 BC", "Europe/Rome", "scheduled_local"),
+    ("10000-01-01T00:00:00", "UTC", "scheduled_local"),
+    ("2026-06-01 09:00\x00", "UTC", "scheduled_local"),
+    ("\u200b", "UTC", "scheduled_local"),
+    ("9" * 10_000, "UTC", "scheduled_local"),
+    (["2026-06-01 09:00"], "UTC", "scheduled_local"),
+])
+def test_odd_values_raise_schedule_error_naming_the_column(local: object, zone_name: object,
+                                                           column: str) -> None:
+    """Odd text, zones, offsets, NUL bytes and years: a ScheduleError naming the column at
+    fault, short, with no raw NUL (Postgres text cannot hold one)."""
+    with pytest.raises(ScheduleError) as caught:
+        resolve(local, zone_name)
+    reason = str(caught.value)
+    assert column in reason
+    assert "\x00" not in reason
+    assert len(reason) < 400
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(local=st.one_of(st.none(), st.text(), st.datetimes().map(lambda d: d.isoformat()),
+                       st.datetimes().map(lambda d: d.isoformat(sep=" ", timespec="minutes"))),
+       zone_name=st.one_of(st.none(), st.text(), st.sampled_from(
+           ["UTC", "Asia/Tokyo", "America/Los_Angeles", "Pacific/Kiritimati",
+            "Pacific/Pago_Pago", "America/New_York", "Pacific/Chatham", "America"])))
+def test_resolve_never_raises_anything_else(local: str | None, zone_name: str | None) -> None:
+    """Any stored text and zone: an aware UTC instant, or ScheduleError with a reason that
+    names a schedule column and holds no NUL character."""
+    try:
+        instant = resolve(local, zone_name)
+    except ScheduleError as exc:
+        reason = str(exc)
+        assert "scheduled_" in reason
+        assert "\x00" not in reason
+    else:
+        assert instant.utcoffset() == timedelta(0)

@@ -155,3 +155,77 @@ async def test_undecryptable_token_is_a_clear_failure(store: Store,
     assert token.reason is not None
     assert "0badc0de" in token.reason
     assert "ENCRYPTION_KEY" in token.reason
+
+
+# --- renew: a token the platform refused mid-publish (issue 11) --------------------------------
+
+
+async def fresh_account(db: asyncpg.Connection) -> str:
+    """An account whose stored token is valid for an hour by its expiry."""
+    return await insert_account(
+        db, platform="youtube", external_id="UC-long-upload",
+        access_token_encrypted=CIPHER.encrypt("old-access"),
+        refresh_token_encrypted=CIPHER.encrypt("refresh-1"),
+        token_expires_at=datetime.now(UTC) + timedelta(hours=1))
+
+
+async def test_renew_refreshes_a_refused_token_once_for_the_account(
+        store: Store, db: asyncpg.Connection) -> None:
+    """A token refused during an upload is refreshed although its expiry says it is fine;
+    several posts of the account asking together share one refresh; later posts of the run
+    get the new token; it is stored encrypted."""
+    account_id = await fresh_account(db)
+    account = await account_row(db, account_id)
+    refresher = FakeRefresher(TokenGrant(access_token="new-access", refresh_token=None,
+                                         expires_in=3600), delay=0.1)
+    tokens = manager(store, refresher, "w")
+
+    renewed = await asyncio.gather(*(tokens.renew(account, "old-access") for _ in range(3)))
+
+    assert renewed == ["new-access"] * 3
+    assert refresher.calls == [("old-access", "refresh-1")]
+    assert await tokens.access_token(account) == "new-access"
+    stored = await account_row(db, account_id)
+    assert CIPHER.decrypt(stored.access_token_encrypted or "") == "new-access"
+
+
+async def test_renew_with_a_token_already_replaced_gets_the_new_one(
+        store: Store, db: asyncpg.Connection) -> None:
+    """A post still holding the token another post had renewed gets the new one, with
+    no second refresh; the new one refused in turn is refreshed again."""
+    account = await account_row(db, await fresh_account(db))
+    refresher = FakeRefresher(TokenGrant(access_token="new-access", refresh_token=None,
+                                         expires_in=3600), delay=0)
+    tokens = manager(store, refresher, "w")
+    assert await tokens.renew(account, "old-access") == "new-access"
+
+    assert await tokens.renew(account, "old-access") == "new-access"
+    assert len(refresher.calls) == 1
+    await tokens.renew(await account_row(db, account.id), "new-access")
+    assert refresher.calls[-1] == ("new-access", "refresh-1")
+
+
+async def test_renew_refused_marks_the_account_needs_reauth(
+        store: Store, db: asyncpg.Connection) -> None:
+    """invalid_grant on the renewal: REAUTH, the account needs reconnecting."""
+    account = await account_row(db, await fresh_account(db))
+    refresher = FakeRefresher(Outcome.reauth("Token has been expired or revoked."), delay=0)
+
+    renewed = await manager(store, refresher, "w").renew(account, "old-access")
+
+    assert isinstance(renewed, Outcome)
+    assert await db.fetchval("select status from social_accounts") == "needs_reauth"
+
+
+async def test_renew_without_a_refresher_is_reauth(store: Store,
+                                                   db: asyncpg.Connection) -> None:
+    """A platform whose tokens cannot be refreshed: the refusal stands (REAUTH)."""
+    account_id = await insert_account(db, platform="facebook", external_id="page-1",
+                                      access_token_encrypted=CIPHER.encrypt("page-token"))
+    tokens = TokenManager(replace(Settings(), worker_id="w"), store, httpx.AsyncClient(),
+                          CIPHER, {})
+
+    renewed = await tokens.renew(await account_row(db, account_id), "page-token")
+
+    assert isinstance(renewed, Outcome)
+    assert renewed.kind.value == "reauth"

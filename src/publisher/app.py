@@ -15,6 +15,8 @@ import httpx
 from publisher.crypto import TokenCipher, generate_key, parse_key
 from publisher.errors import ConfigError
 from publisher.http_transport import AiohttpTransport
+from publisher.keycheck import check_key
+from publisher.metrics import NO_METRICS, Metrics, served
 from publisher.platforms import build_adapters
 from publisher.run import Publisher
 from publisher.settings import Settings
@@ -26,24 +28,29 @@ log = logging.getLogger("publisher")
 
 def load_cipher(settings: Settings) -> TokenCipher:
     """The token cipher. The embedded local database gets a key kept beside its data."""
-    key_text = settings.encryption_key
+    key_text, source = settings.encryption_key, "ENCRYPTION_KEY"
     if key_text is None:
         if settings.store_kind != "embedded":
             raise ConfigError("ENCRYPTION_KEY is missing: tokens are stored encrypted with it; "
                               "make one with `python -m publisher keygen`")
         key_text = _local_key(settings.data_dir)
+        source = "the local key file encryption.key under PUBLISHER_DATA_DIR"
     previous = [parse_key(k, "ENCRYPTION_KEYS_PREVIOUS") for k in
                 settings.encryption_keys_previous]
-    return TokenCipher(parse_key(key_text), previous)
+    return TokenCipher(parse_key(key_text, source), previous)
 
 
 def _local_key(data_dir: Path) -> str:
     path = data_dir / "encryption.key"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(generate_key())
-        path.chmod(0o600)
-    return path.read_text().strip()
+    try:
+        if not path.exists():
+            data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(generate_key())
+            path.chmod(0o600)
+        return path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"PUBLISHER_DATA_DIR: cannot keep the local encryption key in "
+                          f"{str(data_dir)!r}: {exc.strerror or type(exc).__name__}") from None
 
 
 class _NoCookies(httpx.Cookies):
@@ -92,8 +99,9 @@ class Runtime:
     client: httpx.AsyncClient
     cipher: TokenCipher
 
-    def publisher(self) -> Publisher:
-        return Publisher(self.settings, self.store, self.client, build_adapters(), self.cipher)
+    def publisher(self, metrics: Metrics = NO_METRICS) -> Publisher:
+        return Publisher(self.settings, self.store, self.client, build_adapters(), self.cipher,
+                         metrics=metrics)
 
 
 @asynccontextmanager
@@ -101,6 +109,9 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     cipher = load_cipher(settings)  # before any database work: bad settings claim nothing
     store = await open_store(settings)
     try:
+        # Before housekeeping and any claim: a wrong (but valid) key stops here, exit 2,
+        # instead of failing every due post for good.
+        await check_key(store, cipher)
         async with http_client(settings) as client:
             yield Runtime(settings, store, client, cipher)
     finally:
@@ -124,8 +135,9 @@ async def run_once(settings: Settings, stop: asyncio.Event | None = None) -> Run
 
 async def work_forever(settings: Settings, stop: asyncio.Event) -> None:
     """`publisher worker`: run after run until stopped. Between runs with nothing due it
-    waits for a NOTIFY from the database (direct connections) or polls."""
-    async with runtime(settings) as rt:
+    waits for a NOTIFY from the database (direct connections) or polls. Serves its metrics
+    when METRICS_PORT is set (bound first: a port in use stops it before any database work)."""
+    async with served(settings) as metrics, runtime(settings) as rt:
         wake = asyncio.Event()
         listening = await rt.store.listen_for_due_posts(wake.set)
         idle_wait = settings.worker_poll_seconds * (10 if listening else 1)
@@ -133,7 +145,8 @@ async def work_forever(settings: Settings, stop: asyncio.Event) -> None:
             "event": "worker_started", "worker_id": settings.worker_id, "listening": listening}})
         while not stop.is_set():
             wake.clear()
-            summary = await rt.publisher().run(stop)
+            summary = await rt.publisher(metrics).run(stop)
+            metrics.run_finished()
             if summary.claimed or any(summary.housekeeping.values()):
                 await finish_run(rt.store, summary)
             if summary.database_failed:

@@ -23,6 +23,7 @@ from publisher.store.store import OutcomeRow
 log = logging.getLogger("publisher.batching")
 
 OUTCOME_TRIES = 3
+LOG_REASON_CHARS = 300
 
 
 class PostWriter:
@@ -62,7 +63,9 @@ class PostWriter:
                            else self.sending_wait())
         return await future
 
-    def add(self, row: OutcomeRow) -> None:
+    def add(self, row: OutcomeRow, platform: str | None = None) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            _log_outcome(row, platform)
         self._outcomes.append((row, 0, 0.0))
         self._flush_within(0.0 if len(self._outcomes) >= self._max_outcomes
                            else self._outcome_interval)
@@ -167,6 +170,18 @@ class PostWriter:
             if wait > 0:
                 await asyncio.sleep(wait)
             await self._write_batch()
+
+
+def _log_outcome(row: OutcomeRow, platform: str | None) -> None:
+    """One DEBUG line per outcome handed in for writing. The reason is the stored one, so
+    already masked (platforms.base.publish_masked, tokens); cut for the log."""
+    reason = None if row.error is None else row.error[:LOG_REASON_CHARS]
+    log.debug("outcome post %s%s attempt %s: %s (%s)%s", row.id,
+              f" ({platform})" if platform else "", row.attempt, row.status, row.outcome,
+              f": {reason}" if reason else "", extra={"fields": {
+                  "event": "outcome", "post_id": row.id, "platform": platform,
+                  "attempt": row.attempt, "status": row.status, "outcome": row.outcome,
+                  "reason": reason}})
 
 
 def _backoff(failures: int) -> float:

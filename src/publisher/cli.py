@@ -1,4 +1,5 @@
-"""Command line: publisher run | worker | demo | migrate | status | connect-account | keygen."""
+"""Command line: publisher run | worker | demo | migrate | status | doctor | connect-account |
+keygen | tokens reseal | review | posts requeue|cancel|retry-failed."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from publisher import eventloop
-from publisher.errors import PublisherError, StoreError
+from publisher.errors import ConfigError, PublisherError, StoreError
 from publisher.logs import setup_logging
-from publisher.settings import PLATFORMS, Settings
+from publisher.models import INSTAGRAM_LOGINS
+from publisher.recovery_cli import add_commands as add_recovery_commands
+from publisher.settings import PLATFORMS, Settings, database_url_problem
 
 log = logging.getLogger("publisher")
 
@@ -40,9 +43,23 @@ def _parser() -> argparse.ArgumentParser:
                       help="share of publish calls the simulator fails (default 0)")
 
     migrate = sub.add_parser("migrate", help="apply supabase/migrations to a database")
-    migrate.add_argument("--database-url", help="defaults to DATABASE_URL, else the embedded one")
+    migrate.add_argument("--database-url", type=_postgres_url,
+                         help="defaults to DATABASE_URL, else the embedded one")
 
-    sub.add_parser("status", help="posts by status and platform, and the last run")
+    status = sub.add_parser("status", help="posts by status and platform, the last run, and "
+                                           "KPIs over the last hour and day")
+    status.add_argument("--check", action="store_true",
+                        help="for monitors: one line per problem and exit 1, or one 'ok: ...' "
+                             "line and exit 0 (thresholds: ALERT_* settings)")
+    status.add_argument("--json", action="store_true", help="JSON, for machines")
+
+    doctor = sub.add_parser("doctor", help="read-only: what the migrations would change and what "
+                                           "the first run would do; exit 1 when something must "
+                                           "be fixed first")
+    doctor.add_argument("--database-url", type=_postgres_url,
+                        help="database to check (default DATABASE_URL; needed with Supabase "
+                             "settings)")
+    doctor.add_argument("--json", action="store_true", help="the report as JSON")
 
     connect = sub.add_parser("connect-account",
                              help="store an account with its tokens encrypted; tokens are read "
@@ -52,12 +69,49 @@ def _parser() -> argparse.ArgumentParser:
                          help="page id, Instagram user id, LinkedIn URN or YouTube channel id")
     connect.add_argument("--name", help="display name")
     connect.add_argument("--user-id", help="the product's user (uuid) who owns the account")
-    connect.add_argument("--expires-at", help="access token expiry, ISO 8601")
+    connect.add_argument("--expires-at", type=_instant, help="access token expiry, ISO 8601")
     connect.add_argument("--with-refresh-token", action="store_true",
                          help="also read a refresh token (second line of stdin)")
+    connect.add_argument("--instagram-login", choices=INSTAGRAM_LOGINS,
+                         help="required for instagram: how the account was connected. "
+                              "facebook: Instagram API with Facebook Login (the Page's token, "
+                              "not refreshed); instagram: Instagram API with Instagram Login "
+                              "(a 60-day token, refreshed before --expires-at, so give it)")
 
     sub.add_parser("keygen", help="print a new ENCRYPTION_KEY")
+
+    tokens = sub.add_parser("tokens", help="stored tokens (publisher.reseal)")
+    reseal = tokens.add_subparsers(dest="tokens_command", required=True).add_parser(
+        "reseal", help="re-seal every stored token with ENCRYPTION_KEY (after a rotation), "
+                       "optionally importing plaintext tokens; prints counts, never a token; "
+                       "exit 1 while a token could not be opened or was skipped")
+    reseal.add_argument("--dry-run", action="store_true", help="count; write nothing")
+    reseal.add_argument("--batch", type=int, default=500,
+                        help="accounts per committed batch (default 500)")
+    reseal.add_argument("--import-plaintext-column", metavar="COLUMN",
+                        help="a text column of social_accounts holding plaintext access "
+                             "tokens, to seal into access_token_encrypted where that is empty")
+    reseal.add_argument("--import-refresh-column", metavar="COLUMN",
+                        help="the same for refresh tokens (into refresh_token_encrypted)")
+    reseal.add_argument("--clear-plaintext", action="store_true",
+                        help="null each imported plaintext value in the same transaction")
+    add_recovery_commands(sub)  # review, posts requeue | cancel | retry-failed
     return parser
+
+
+def _postgres_url(text: str) -> str:
+    problem = database_url_problem(text.strip())
+    if problem:  # argparse exits 2 with this; the URL itself is never shown
+        raise argparse.ArgumentTypeError(f"the URL {problem}")
+    return text.strip()
+
+
+def _instant(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 time such as 2027-01-31T12:00:00+00:00: {text!r}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,19 +121,42 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(generate_key())
         return 0
+    if args.command == "doctor":  # before Settings: doctor reports settings errors itself
+        from publisher.doctor import doctor_command
+
+        return eventloop.run(doctor_command(None, args.database_url, args.json, sys.stdout))
     try:
         settings = Settings.from_env()
         setup_logging(settings.log_level, settings.log_format)
         eventloop.tune_gc()
         return eventloop.run(_dispatch(args, settings))
-    except StoreError as exc:  # the database, not the settings: exit 1
-        print(f"publisher: {exc}", file=sys.stderr)
-        return 1
-    except PublisherError as exc:
-        print(f"publisher: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except (PublisherError, BaseExceptionGroup) as exc:
+        error = _publisher_error(exc)
+        if error is None:
+            raise  # a bug: its traceback is what helps
+        print(f"publisher: {' '.join(str(error).split())}", file=sys.stderr)
+        return exit_code(error)
+
+
+def exit_code(error: PublisherError) -> int:
+    """1 when the database could not do its part, 2 for settings and usage (ConfigError and
+    every other PublisherError that reaches the top)."""
+    return 1 if isinstance(error, StoreError) else 2
+
+
+def _publisher_error(exc: BaseException) -> PublisherError | None:
+    """The error to report: exc itself, or from a group (a TaskGroup's) the first
+    ConfigError, else the first PublisherError; None when the group holds neither."""
+    if isinstance(exc, PublisherError):
+        return exc
+    if not isinstance(exc, BaseExceptionGroup):
+        return None
+    found = [e for e in map(_publisher_error, exc.exceptions) if e is not None]
+    if len(found) < len(exc.exceptions):
+        return None  # something else failed too: let its traceback show
+    return next((e for e in found if isinstance(e, ConfigError)), found[0] if found else None)
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -100,9 +177,24 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "migrate":
         return await _migrate(settings, args.database_url)
     if args.command == "status":
-        return await _status(settings)
+        from publisher.status import status_command
+
+        return await status_command(settings, check=args.check, as_json=args.json,
+                                    out=sys.stdout)
     if args.command == "connect-account":
         return await _connect(settings, args)
+    if args.command == "tokens":
+        from publisher.reseal import reseal_command
+
+        return await reseal_command(
+            settings, dry_run=args.dry_run, batch=args.batch,
+            access_column=args.import_plaintext_column,
+            refresh_column=args.import_refresh_column,
+            clear_plaintext=args.clear_plaintext, out=sys.stdout)
+    if args.command in ("review", "posts"):
+        from publisher.recovery_cli import run_command
+
+        return await run_command(settings, args, sys.stdout, sys.stderr)
     raise AssertionError(args.command)
 
 
@@ -136,31 +228,23 @@ async def _migrate(settings: Settings, url: str | None) -> int:
     return 0
 
 
-async def _status(settings: Settings) -> int:
-    from publisher.store import open_store
-
-    store = await open_store(settings)
-    try:
-        print(json.dumps(await store.status(), indent=2, default=str))
-    finally:
-        await store.close()
-    return 0
-
-
 async def _connect(settings: Settings, args: argparse.Namespace) -> int:
     from publisher.app import load_cipher
     from publisher.store import open_store
 
+    if (args.platform == "instagram") != (args.instagram_login is not None):
+        raise ConfigError("--instagram-login facebook|instagram is required with --platform "
+                          "instagram, and only there: the two use different hosts and tokens")
     cipher = load_cipher(settings)
     access, refresh = _read_tokens(args.with_refresh_token)
-    expires = datetime.fromisoformat(args.expires_at) if args.expires_at else None
+    expires: datetime | None = args.expires_at
     store = await open_store(settings)
     try:
         account_id = await store.connect_account(
             platform=args.platform, external_id=args.external_id, display_name=args.name,
             user_id=args.user_id, access_token_encrypted=cipher.encrypt(access),
             refresh_token_encrypted=cipher.encrypt(refresh) if refresh else None,
-            token_expires_at=expires)
+            token_expires_at=expires, login_type=args.instagram_login)
     finally:
         await store.close()
     print(account_id)

@@ -23,6 +23,7 @@ from publisher.errors import ConfigError, TokenError
 FORMAT_VERSION = "v1"
 _KEY_ID = re.compile(r"[0-9a-f]{8}")
 _NONCE_BYTES = 12
+_TAG_BYTES = 16
 
 
 def generate_key() -> str:
@@ -47,6 +48,20 @@ def _key_id(key: bytes) -> str:
     return hashlib.sha256(b"publisher-key-id" + key).hexdigest()[:8]
 
 
+def sealed_key_id(stored: str) -> str | None:
+    """The key id a stored token names, when it has the shape of a token we sealed (v1, a
+    well-formed key id, a body long enough to hold nonce and tag); None for anything else.
+    Key ids are not secrets: they are a hash of the key, which cannot be recovered."""
+    parts = stored.split(":")
+    if len(parts) != 3 or parts[0] != FORMAT_VERSION or not _KEY_ID.fullmatch(parts[1]):
+        return None
+    try:
+        body = base64.urlsafe_b64decode(parts[2].encode())
+    except (binascii.Error, ValueError):
+        return None
+    return parts[1] if len(body) >= _NONCE_BYTES + _TAG_BYTES else None
+
+
 class TokenCipher:
     """Seals with the current key; opens with the current or any previous key."""
 
@@ -57,8 +72,24 @@ class TokenCipher:
     def __repr__(self) -> str:
         return f"TokenCipher(current={self._current_id}, keys={len(self._keys)})"
 
-    def encrypt(self, token: str) -> str:
-        nonce = os.urandom(_NONCE_BYTES)
+    @property
+    def current_key_id(self) -> str:
+        """The id of ENCRYPTION_KEY, which new tokens are sealed with."""
+        return self._current_id
+
+    @property
+    def previous_key_ids(self) -> tuple[str, ...]:
+        """The ids of the keys in ENCRYPTION_KEYS_PREVIOUS, in order."""
+        return tuple(k for k in self._keys if k != self._current_id)
+
+    def encrypt(self, token: str, *, _nonce: bytes | None = None) -> str:
+        """Seals `token` with the current key (README: "Token format").
+
+        `_nonce` is for the format's test vectors only (tests/test_token_format.py):
+        reusing a nonce with a key breaks AES-GCM, so production code never passes it."""
+        nonce = os.urandom(_NONCE_BYTES) if _nonce is None else _nonce
+        if len(nonce) != _NONCE_BYTES:
+            raise ValueError(f"the nonce must be {_NONCE_BYTES} bytes")
         sealed = self._keys[self._current_id].encrypt(nonce, token.encode(), None)
         body = base64.urlsafe_b64encode(nonce + sealed).decode()
         return f"{FORMAT_VERSION}:{self._current_id}:{body}"

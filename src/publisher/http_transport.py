@@ -28,12 +28,16 @@ Content-Range. A POST or PATCH is never re-sent.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
+import time
 from collections.abc import AsyncIterable, AsyncIterator
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import httpx
+
+from publisher import redact
 
 if TYPE_CHECKING:
     import aiohttp
@@ -47,6 +51,8 @@ _SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 # in pieces this big, so the write timeout measures progress, as httpcore's does per send.
 _PIECE = 1 << 16
 _MAX_HEADER_LINE = 100 * 1024  # httpcore's h11 limit; aiohttp's default is 8 KiB
+
+log = logging.getLogger("publisher.http")
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -73,6 +79,18 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not log.isEnabledFor(logging.DEBUG):
+            return await self._request(request)
+        started = time.perf_counter()
+        try:
+            response = await self._request(request)
+        except Exception as exc:
+            _log_request(request, started, None, type(exc).__name__)
+            raise
+        _log_request(request, started, response.status_code, None)
+        return response
+
+    async def _request(self, request: httpx.Request) -> httpx.Response:
         import aiohttp
         from yarl import URL
 
@@ -155,6 +173,21 @@ class _Upload:
     def _arm(self, deadline: float | None) -> None:
         if self.clock is not None:
             self.clock.reschedule(deadline)
+
+
+def _log_request(request: httpx.Request, started: float, status: int | None,
+                 error: str | None) -> None:
+    """One DEBUG line per request: method, host, path, status (or error), time to the
+    answer's headers. Never the query string (Instagram's token refresh carries the token
+    there) nor a header; a path holding a secret of the current call is masked."""
+    url = request.url
+    host = f"{url.host}:{url.port}" if url.port else url.host  # never the userinfo
+    path = redact.mask(url.path)
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+    log.debug("http %s %s%s -> %s in %.1f ms", request.method, host, path,
+              status if error is None else error, elapsed_ms, extra={"fields": {
+                  "event": "http_request", "method": request.method, "host": host,
+                  "path": path, "status": status, "error": error, "ms": elapsed_ms}})
 
 
 def _text(raw: bytes) -> str:

@@ -16,7 +16,36 @@ def _optional_time(value: Any) -> datetime | None:
     try:
         return datetime.fromisoformat(value)  # Postgres's JSON form; ten times isoparse's speed
     except ValueError:
+        pass
+    try:
         return isoparse(value)
+    except (ValueError, OverflowError):
+        return None  # 'infinity' and the like: no usable time, not a crash
+
+
+def _whole(value: Any, default: int) -> int:
+    """An integer column's value, or the default for anything else (never raises)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return int(str(value))
+    except ValueError:
+        return default
+
+
+def _text(value: Any, column: str, unread: dict[str, Any]) -> str | None:
+    """A text column's value; anything but text or null is noted in unread, read as null."""
+    if value is None or isinstance(value, str):
+        return value
+    unread[column] = value
+    return None
+
+
+# An Instagram account's login type (social_accounts.login_type): "Instagram API with
+# Facebook Login" (graph.facebook.com, a Page token) or "Instagram API with Instagram
+# Login" (graph.instagram.com, an Instagram User token).
+# developers.facebook.com/docs/instagram-platform/reference ("one of two Meta host URLs")
+INSTAGRAM_LOGINS = ("facebook", "instagram")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -31,9 +60,14 @@ class Account:
     access_token_encrypted: str | None
     refresh_token_encrypted: str | None
     token_expires_at: datetime | None
+    # Instagram only: which API the account was connected through, INSTAGRAM_LOGINS. None
+    # (never said, as on rows from before the column) means "facebook", where publishing
+    # always went.
+    login_type: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Account:
+        login_type = row.get("login_type")
         return cls(
             id=str(row["id"]),
             platform=str(row["platform"]),
@@ -43,6 +77,7 @@ class Account:
             access_token_encrypted=row.get("access_token_encrypted"),
             refresh_token_encrypted=row.get("refresh_token_encrypted"),
             token_expires_at=_optional_time(row.get("token_expires_at")),
+            login_type=login_type if isinstance(login_type, str) else None,
         )
 
 
@@ -66,6 +101,10 @@ class ClaimedPost:
     publish_state: dict[str, Any] = field(default_factory=dict)  # resume/reconcile notes
     sending_started_at: datetime | None = None  # set: a previous attempt may have sent
     last_error: str | None = None               # filled for posts under review
+    # Row values that did not fit their field's type, by column name (platform_options that
+    # is not an object, media_urls with NULL or non-text entries, ...): the field holds a
+    # safe empty value instead, and post_rules fails the post naming the column.
+    unread: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: dict[str, Any],
@@ -73,31 +112,67 @@ class ClaimedPost:
                  ) -> ClaimedPost:
         """accounts: the Accounts already made (by id, with the row each was made from), to
         share one among the posts of an account (they are immutable) instead of making one
-        per post."""
-        account = row.get("account")
-        options = row.get("options")
-        state = row.get("publish_state")
+        per post. Never raises: what cannot be read is noted in `unread` (see there)."""
         get = row.get
+        unread: dict[str, Any] = {}
+        options = get("options")
+        if not isinstance(options, dict):
+            if options is not None:  # SQL null: no options asked for
+                unread["platform_options"] = options
+            options = {}
+        media = get("media_urls")
+        if isinstance(media, list) and all(type(url) is str for url in media):
+            urls = tuple(media)
+        else:
+            if media is not None:
+                unread["media_urls"] = media
+            urls = tuple(u for u in media if isinstance(u, str)) if isinstance(media, list) \
+                else ()
+        post_type = get("post_type")
+        if not isinstance(post_type, str):
+            if post_type is not None:
+                unread["post_type"] = post_type
+            post_type = ""  # missing: refused by the adapter, never taken for "text"
+        platform = get("platform")
+        if not isinstance(platform, str):
+            unread["platform"] = platform
+            platform = str(platform)
+        account = get("account")
+        state = get("publish_state")
+        last_error = get("last_error")
+        post_id, attempt = _whole(get("id"), -1), _whole(get("attempt"), -1)
+        if post_id < 0 or attempt < 0:  # no write can be fenced: it will be logged as lost
+            unread["id"] = get("id") if post_id < 0 else get("attempt")
         return cls(
-            id=int(row["id"]),
-            attempt=int(row["attempt"]),
-            max_attempts=int(row["max_attempts"]),
-            platform=str(row["platform"]),
-            post_type=str(get("post_type") or "text"),
-            content=get("content"),
-            title=get("title"),
-            link_url=get("link_url"),
-            media_urls=tuple(get("media_urls") or ()),
-            options=options if isinstance(options, dict) else {},
-            priority=int(get("priority") or 0),
+            id=post_id,
+            attempt=attempt,
+            max_attempts=_whole(get("max_attempts"), 5),
+            platform=platform,
+            post_type=post_type,
+            content=_text(get("content"), "content", unread),
+            title=_text(get("title"), "title", unread),
+            link_url=_text(get("link_url"), "link_url", unread),
+            media_urls=urls,
+            options=options,
+            priority=_whole(get("priority") or 0, 0),
             scheduled_at=_optional_time(get("scheduled_at")),
-            account=(None if not isinstance(account, dict)
-                     else Account.from_row(account) if accounts is None
-                     else _shared_account(account, accounts)),
+            account=_account(account, accounts, unread),
             publish_state=state if isinstance(state, dict) else {},
             sending_started_at=_optional_time(get("sending_started_at")),
-            last_error=get("last_error"),
+            last_error=last_error if isinstance(last_error, str) else None,
+            unread=unread,
         )
+
+
+def _account(row: Any, accounts: dict[Any, tuple[dict[str, Any], Account]] | None,
+             unread: dict[str, Any]) -> Account | None:
+    if not isinstance(row, dict):
+        return None  # no account joined: the run fails the post for that
+    try:
+        return Account.from_row(row) if accounts is None else _shared_account(row, accounts)
+    except (KeyError, TypeError, ValueError) as exc:
+        unread["account"] = type(exc).__name__  # never the row: it holds the sealed tokens
+        return None
 
 
 def _shared_account(row: dict[str, Any],

@@ -9,6 +9,8 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,17 +22,12 @@ from publisher.batching import PostWriter
 from publisher.crypto import TokenCipher
 from publisher.errors import ScheduleError, StoreError
 from publisher.limits import Limits
+from publisher.metrics import NO_METRICS, Metrics
 from publisher.models import ClaimedPost, Outcome, OutcomeKind
+from publisher.platforms import post_rules
 from publisher.platforms.base import PlatformAdapter, PublishContext, publish_masked
-from publisher.platforms.media import scheme_problem
 from publisher.policy import outcome_row
-from publisher.reconcile import (
-    REVIEW_BATCH,
-    REVIEW_EVERY_SECONDS,
-    REVIEW_MAX_CHECKS,
-    reconcile_post,
-    settled_or_unknown,
-)
+from publisher.reconcile import REVIEW_BATCH, reconcile_post, settle_review
 from publisher.settings import Settings
 from publisher.store import Store
 from publisher.summary import RunSummary
@@ -43,6 +40,13 @@ BeginSending = Callable[[], Awaitable[bool]]
 RELEASED = Outcome.defer("released: the worker stopped before sending", 0.0)
 
 RESOLVE_BATCH = 1000
+# A run or worker that lasts resolves local times and runs housekeeping again this often,
+# so expiry, released leases and new local-time posts never wait for the next run.
+HOUSEKEEPING_EVERY_SECONDS = 30.0
+# Written when a post's own schedule write fails: plain text the database always takes.
+UNWRITABLE_SCHEDULE = ("cannot schedule the post: what was worked out from scheduled_local "
+                       "and scheduled_timezone could not be stored; check both columns")
+REFUSED_IN_A_ROW = 3  # posts whose schedule could not be written at all: stop resolving
 # Posts per platform per claim. Up to two claims' worth are held, so the next batch is
 # claimed while the one before is still being worked through: client and database overlap.
 CLAIM_MAX = 1000
@@ -55,7 +59,8 @@ class Publisher:
     """Publishes due posts through the adapters, under the limits, recording every outcome."""
 
     def __init__(self, settings: Settings, store: Store, client: httpx.AsyncClient,
-                 adapters: Mapping[str, PlatformAdapter], cipher: TokenCipher) -> None:
+                 adapters: Mapping[str, PlatformAdapter], cipher: TokenCipher, *,
+                 metrics: Metrics = NO_METRICS) -> None:
         self._settings = settings
         self._store = store
         self._client = client
@@ -70,6 +75,8 @@ class Publisher:
         self._writer = PostWriter(store, self._worker,
                                   in_flight=lambda: self._limits.total.in_use)
         self._in_flight: Counter[str] = Counter()
+        self._metrics = metrics
+        metrics.watch_in_flight(self._in_flight, self._adapters)  # read when scraped
         self._tasks: set[asyncio.Task[None]] = set()
         self._finished = asyncio.Event()
         self._dead_accounts: dict[str, str] = {}      # account id -> reason, for this run
@@ -94,9 +101,8 @@ class Publisher:
         stop = stop or asyncio.Event()
         self._stopping = stop
         deadline = time.monotonic() + self._settings.run_deadline_seconds
-        self.summary.housekeeping = await self._store.prepare(
-            self._settings.max_publish_delay_hours, sorted(self._adapters))
-        await self._resolve_local_schedules()
+        await self._housekeeping()
+        housekeeping_due = time.monotonic() + HOUSEKEEPING_EVERY_SECONDS
         await self._start_reviews()
         drained: set[str] = set()
         drained_at = time.monotonic()
@@ -108,6 +114,10 @@ class Publisher:
                 if not forever and time.monotonic() >= deadline:
                     self.summary.stopped_because = "deadline"
                     break
+                if time.monotonic() >= housekeeping_due:
+                    if not await self._housekeeping_again(reviews=forever):
+                        break
+                    housekeeping_due = time.monotonic() + HOUSEKEEPING_EVERY_SECONDS
                 if forever and drained and time.monotonic() - drained_at > IDLE_POLL_SECONDS:
                     drained.clear()  # look again for newly due posts
                 wanted = self._wanted(drained)
@@ -148,9 +158,11 @@ class Publisher:
         return wanted
 
     async def _claim(self, wanted: dict[str, int], drained: set[str]) -> None:
+        started = time.perf_counter()
         posts = await self._store.claim(self._worker, wanted, self._settings.lease_seconds)
         self.summary.claimed += len(posts)
         got = Counter(post.platform for post in posts)
+        self._metrics.claimed(time.perf_counter() - started, got)
         drained.update(p for p, n in wanted.items() if got[p] < n)
         for post in posts:
             self._in_flight[post.platform] += 1
@@ -183,30 +195,58 @@ class Publisher:
             else:
                 outcome = await self._publish(post, begin_sending)
                 if self._worth_retrying_now(outcome):
-                    # A copy per post: a tenacity object keeps its loop state per thread, and
-                    # concurrent posts share this one thread.
                     await asyncio.sleep(random.uniform(0.25, 0.75))
-                    outcome = await self._retrying.copy()(self._publish, post, begin_sending)
-        except Exception as exc:  # an adapter bug must not lose the post
+                    outcome = await self._retry_resuming(post, outcome, begin_sending)
+        except Exception as exc:  # an adapter bug or one post's odd data must not lose it
             log.exception("adapter %s crashed on post %s", post.platform, post.id)
-            reason = f"internal error in the {post.platform} adapter: {type(exc).__name__}"
-            outcome = Outcome.unknown(reason) if sending or review else Outcome.retry(reason)
+            # The type and the field it was reading, never the message (it may quote data).
+            field = post_rules.field_of(exc)
+            reason = (f"internal error in the {post.platform} adapter: {type(exc).__name__}"
+                      + (f" reading {field}" if field else ""))
+            if sending or review:  # it may have gone out: never sent again blindly
+                outcome = Outcome.unknown(reason)
+            elif isinstance(exc, StoreError | httpx.TransportError | OSError):
+                outcome = Outcome.retry(f"{reason}; nothing was sent")  # time may fix these
+            else:  # the same post would crash the same way on every attempt
+                outcome = Outcome.failed(f"{reason}; nothing was sent, and trying again would "
+                                         "not help")
         finally:
             if not review:
                 self._in_flight[post.platform] -= 1
         if review:
-            outcome = settled_or_unknown(outcome)
+            outcome = settle_review(post, outcome, self._settings.review, datetime.now(UTC))
         self._note_account_state(post, outcome)
         row = outcome_row(post, outcome, retry_base=self._settings.retry_base_seconds,
                           retry_max=self._settings.retry_max_seconds)
-        self.summary.count(post.platform, row.status)
-        self._writer.add(row)
+        self.summary.count(post.platform, row.status, post.scheduled_at)
+        self._metrics.recorded(post.platform, row.outcome, row.status,
+                               None if review else post.scheduled_at)
+        self._writer.add(row, platform=post.platform)
+
+    async def _retry_resuming(self, post: ClaimedPost, first: Outcome,
+                              begin_sending: BeginSending) -> Outcome:
+        """The in-run retries, each resuming from the state the tries before it left (a new
+        Instagram container, a sent video), as a later run would from the row: never from
+        the post's old publish_state, which would prepare and publish it all over again."""
+        state = dict(first.state)
+
+        async def resumed() -> Outcome:
+            outcome = await self._publish(
+                replace(post, publish_state={**post.publish_state, **state}), begin_sending)
+            state.update(outcome.state)
+            return outcome
+
+        # A copy per post: a tenacity object keeps its loop state per thread, and
+        # concurrent posts share this one thread.
+        last: Outcome = await self._retrying.copy()(resumed)
+        return replace(last, state=state)  # what every try left reaches the row
 
     async def _start_reviews(self) -> None:
         """Asks the platforms about posts whose outcome was unknown (see reconcile.py)."""
         posts = await self._store.claim_for_review(
             self._worker, sorted(self._adapters), limit=REVIEW_BATCH,
-            max_checks=REVIEW_MAX_CHECKS, every_seconds=REVIEW_EVERY_SECONDS,
+            max_checks=self._settings.review.max_checks,
+            every_seconds=self._settings.review.every_seconds,
             lease_seconds=self._settings.lease_seconds)
         for post in posts:
             task = asyncio.create_task(self._publish_and_record(post, review=True))
@@ -217,20 +257,28 @@ class Publisher:
                        review: bool = False) -> Outcome:
         adapter = self._adapters.get(post.platform)
         if adapter is None:
-            return Outcome.failed(f"unknown platform {post.platform!r}")
+            return Outcome.failed(f"unknown platform {post.platform[:40]!r}")
+        # What no platform takes (unreadable fields, media URLs) fails before anything else.
+        invalid = post_rules.problem(post, self._media_hosts)
+        if invalid is not None:
+            return Outcome.failed(invalid)
         problem = self._account_problem(post)
         if problem is not None:
             return problem
         assert post.account is not None
-        invalid = scheme_problem(post.media_urls, self._media_hosts) or adapter.validate(post)
+        invalid = adapter.validate(post) or await post_rules.address_problem(
+            post, self._media_hosts)
         if invalid is not None:
             return Outcome.failed(invalid)
         token = await self._tokens.access_token(post.account)
         if isinstance(token, Outcome):
             return token
+        account = post.account
         context = PublishContext(client=self._client, access_token=token,
                                  endpoints=self._settings.endpoints, begin_sending=begin_sending,
-                                 media_hosts=self._media_hosts)
+                                 media_hosts=self._media_hosts,
+                                 renew_token=lambda refused: self._tokens.renew(account,
+                                                                                refused))
         if self._stopping.is_set():
             return RELEASED
         async with self._limits.slot(post.platform, post.account.id, post.priority):
@@ -242,7 +290,10 @@ class Publisher:
                 return late_problem
             if review:
                 return await reconcile_post(adapter, post, context)
-            return await publish_masked(adapter, post, context)
+            started = time.perf_counter()
+            outcome = await publish_masked(adapter, post, context)
+            self._metrics.published(post.platform, time.perf_counter() - started)
+            return outcome
 
     def _worth_retrying_now(self, outcome: Outcome) -> bool:
         """A transient error with a short wait is tried again within this run."""
@@ -326,25 +377,107 @@ class Publisher:
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
+    async def _housekeeping(self) -> None:
+        """Local times first, so a post whose time resolves to long ago is expired before
+        any claim can take it; then the one housekeeping statement (expiry, stuck posts,
+        lapsed leases)."""
+        await self._resolve_local_schedules()
+        counts = await self._store.prepare(self._settings.max_publish_delay_hours,
+                                           sorted(self._adapters))
+        self._count_housekeeping(counts)
+
+    async def _housekeeping_again(self, *, reviews: bool) -> bool:
+        """The periodic housekeeping of a long run; False when the database failed (the run
+        then ends and says so, as when a claim fails)."""
+        try:
+            await self._housekeeping()
+            if reviews:
+                await self._start_reviews()
+        except StoreError as exc:
+            log.error("housekeeping failed, stopping this run: %s", exc)
+            self.summary.stopped_because = f"database unavailable: {exc}"
+            self.summary.database_failed = True
+            return False
+        return True
+
+    def _count_housekeeping(self, counts: Mapping[str, int]) -> None:
+        totals = self.summary.housekeeping
+        for key, value in counts.items():
+            totals[key] = totals.get(key, 0) + value
+
     async def _resolve_local_schedules(self) -> None:
-        """Posts written as local time + zone get their UTC instant (or a clear error)."""
+        """Posts written as local time + zone get their UTC instant, or fail with a reason
+        naming scheduled_local / scheduled_timezone: one post's data never stops the run."""
+        seen: set[object] = set()
         while True:
             rows = await self._store.list_unresolved_schedules(RESOLVE_BATCH)
-            if not rows:
+            fresh = [row for row in rows if row["id"] not in seen]
+            if not fresh:
+                return  # only posts whose write failed came back: stop, don't spin on them
+            seen.update(row["id"] for row in fresh)
+            if not await self._apply_schedules([self._resolved(row) for row in fresh]):
                 return
-            items = []
-            for row in rows:
-                try:
-                    if row.get("local") is None:
-                        raise ScheduleError("the post has neither scheduled_at nor "
-                                            "scheduled_local")
-                    instant = schedule.resolve(str(row["local"]), row.get("timezone"))
-                    items.append({"id": row["id"], "scheduled_at": instant.isoformat()})
-                except ScheduleError as exc:
-                    items.append({"id": row["id"], "error": str(exc)})
-            await self._store.apply_resolved_schedules(items)
             if len(rows) < RESOLVE_BATCH:
                 return
+
+    @staticmethod
+    def _resolved(row: Mapping[str, Any]) -> dict[str, Any]:
+        """One post's schedule item: its instant, or why it has none."""
+        local, zone_name = row.get("local"), row.get("timezone")
+        try:
+            instant = schedule.resolve(local, zone_name)
+        except ScheduleError as exc:
+            reason = str(exc)
+        except Exception as exc:  # a bug on one post's data fails that post, not the run
+            log.warning("resolving the schedule of post %s failed: %s", row["id"],
+                        type(exc).__name__, exc_info=True)
+            reason = (f"cannot resolve scheduled_local {schedule.shown(local)} in "
+                      f"scheduled_timezone {schedule.shown(zone_name)}: internal error "
+                      f"{type(exc).__name__}")
+        else:
+            return {"id": row["id"], "scheduled_at": instant.isoformat()}
+        # Postgres text holds no NUL character; the reasons quote values with repr anyway.
+        return {"id": row["id"], "error": reason.replace("\x00", "\\x00")}
+
+    async def _apply_schedules(self, items: list[dict[str, Any]]) -> bool:
+        """One statement for the batch; if it fails, one per post, so a post whose write
+        the database refuses fails alone instead of holding back every other. False when
+        several posts in a row could not be written at all: the database itself is likely
+        failing, so resolving stops here and the next statement of the run tells."""
+        if len(items) > 1:
+            try:
+                await self._write_schedules(items)
+                return True
+            except StoreError as exc:
+                log.warning("writing %d resolved schedules failed, writing them one by one: "
+                            "%s", len(items), exc)
+        refused = 0
+        for item in items:
+            refused = 0 if await self._write_one_schedule(item) else refused + 1
+            if refused >= REFUSED_IN_A_ROW:
+                log.error("%d schedule writes in a row failed; resolving stops for now",
+                          refused)
+                return False
+        return True
+
+    async def _write_one_schedule(self, item: dict[str, Any]) -> bool:
+        """The post's instant (or reason); failing that, a plain reason, which the database
+        always takes unless it refuses the post itself. False when neither was written."""
+        for attempt in (item, {"id": item["id"], "error": UNWRITABLE_SCHEDULE}):
+            try:
+                await self._write_schedules([attempt])
+                return True
+            except StoreError as exc:
+                log.warning("the schedule of post %s could not be written: %s",
+                            item["id"], exc)
+        return False
+
+    async def _write_schedules(self, items: list[dict[str, Any]]) -> None:
+        await self._store.apply_resolved_schedules(
+            items, max_delay_hours=self._settings.max_publish_delay_hours)
+        failed = sum(1 for item in items if "error" in item)
+        self._count_housekeeping({"schedules_resolved": len(items) - failed,
+                                  "schedules_failed": failed})
 
 
 async def _wait_any(event: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:

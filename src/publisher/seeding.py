@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from publisher.crypto import TokenCipher
+from publisher.models import INSTAGRAM_LOGINS
 
 # (post_type, content needs, media count) per platform, cycled through for a realistic mix.
 POST_MIX: dict[str, tuple[str, ...]] = {
@@ -86,19 +87,32 @@ async def seed(conn: asyncpg.Connection, plan: SeedPlan, cipher: TokenCipher,
             "local_time": plan.local_time}
 
 
+def instagram_logins(platforms: Sequence[str]) -> list[str | None]:
+    """Each account's login type: Instagram accounts alternate between Facebook Login and
+    Instagram Login (so both hosts are exercised), None for the other platforms."""
+    seen = itertools.count()
+    return [INSTAGRAM_LOGINS[next(seen) % 2] if p == "instagram" else None for p in platforms]
+
+
 async def _seed_accounts(conn: asyncpg.Connection, plan: SeedPlan,
                          cipher: TokenCipher) -> dict[str, str]:
     platforms = [plan.platforms[n % len(plan.platforms)] for n in range(plan.accounts)]
     external = [EXTERNAL_ID[p].format(n=n) for n, p in enumerate(platforms)]
-    token = cipher.encrypt("demo-access-token")   # one sealed token, shared: demo only
+    logins = instagram_logins(platforms)
+    # Sealed tokens shared by many accounts: demo only. Instagram Login tokens start with
+    # IG, as real ones do; the simulator's graph.instagram.com takes no other kind.
+    token = cipher.encrypt("demo-access-token")
+    ig_token = cipher.encrypt("IGAAdemo-access-token")
+    tokens = [ig_token if login == "instagram" else token for login in logins]
     rows = await conn.fetch(
         """
         insert into public.social_accounts (platform, external_id, display_name,
-                                            access_token_encrypted)
-        select p, e, 'Demo ' || e, $3 from unnest($1::text[], $2::text[]) as s(p, e)
+                                            access_token_encrypted, login_type)
+        select p, e, 'Demo ' || e, t, l
+          from unnest($1::text[], $2::text[], $3::text[], $4::text[]) as s(p, e, t, l)
         on conflict (platform, external_id) do update set status = 'active'
         returning id, platform
-        """, platforms, external, token)
+        """, platforms, external, tokens, logins)
     return {str(r["id"]): r["platform"] for r in rows}
 
 

@@ -6,12 +6,19 @@ before anything is claimed. Secrets are masked in the repr.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import math
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
+from publisher.crypto import parse_key
 from publisher.errors import ConfigError
 
 PLATFORMS = ("facebook", "instagram", "linkedin", "youtube")
@@ -38,13 +45,39 @@ class PlatformEndpoints:
     facebook: str = "https://graph.facebook.com"
     facebook_api_version: str = "v25.0"
     facebook_video: str = "https://graph-video.facebook.com"
+    # Instagram has two hosts, one per login type (developers.facebook.com/docs/
+    # instagram-platform/reference): graph.facebook.com for accounts on Facebook Login,
+    # graph.instagram.com for those on Instagram Login (publishing and token refresh).
     instagram: str = "https://graph.facebook.com"
-    instagram_refresh: str = "https://graph.instagram.com"
+    instagram_graph: str = "https://graph.instagram.com"
     linkedin: str = "https://api.linkedin.com"
     linkedin_version: str = "202601"
     linkedin_oauth: str = "https://www.linkedin.com"
     youtube_upload: str = "https://www.googleapis.com"
     google_oauth: str = "https://oauth2.googleapis.com"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AlertSettings:
+    """When `publisher status --check` reports a problem (ALERT_* variables)."""
+
+    silent_minutes: float = 10.0        # no run finished this long while posts are due
+    overdue_minutes: float = 15.0       # posts still queued this long after their due time
+    review_hours: float = 4.0           # needs_review posts left this long
+    failure_rate_percent: float = 20.0  # of the last hour's ended posts, not published
+    failure_min_posts: int = 10         # ... judged from this many ended posts on
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReviewSettings:
+    """Checking needs_review posts with the platforms (publisher.reconcile; RECONCILE_*)."""
+
+    every_seconds: float = 600.0        # a post is checked no more often than this
+    max_checks: int = 6                 # ... and at most this many times
+    absent_checks: int = 3              # found absent this many times,
+    settle_minutes: float = 20.0        # ... spanning this long: back to the queue, on
+    # the platforms whose listing settles absence well enough (RECONCILE_REQUEUE_<P>=on|off)
+    requeue_platforms: frozenset[str] = frozenset({"linkedin"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +106,10 @@ class Settings:
     oauth_clients: Mapping[str, OAuthClient] = field(default_factory=dict)  # platform -> app
     log_format: str = "json"
     log_level: str = "INFO"
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    review: ReviewSettings = field(default_factory=ReviewSettings)
+    metrics_port: int | None = None  # `publisher worker` serves /metrics here when set
+    metrics_host: str = "127.0.0.1"
 
     def __repr__(self) -> str:
         shown = []
@@ -101,6 +138,11 @@ def _text(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
+def _shown(raw: str, limit: int = 40) -> str:
+    """A non-secret value for a message: quoted, and cut so a pasted blob stays one line."""
+    return repr(raw if len(raw) <= limit else raw[:limit] + "...")
+
+
 def _number(env: Mapping[str, str], name: str, default: float, *, low: float,
             high: float) -> float:
     raw = _text(env, name)
@@ -109,9 +151,13 @@ def _number(env: Mapping[str, str], name: str, default: float, *, low: float,
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
+        raise ConfigError(f"{name}={_shown(raw)} is not a number") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}={_shown(raw)} is not a finite number: it must be between "
+                          f"{low:g} and {high:g}")
     if not low <= value <= high:
-        raise ConfigError(f"{name}={raw} is out of range: it must be between {low:g} and {high:g}")
+        raise ConfigError(f"{name}={_shown(raw)} is out of range: it must be between {low:g} "
+                          f"and {high:g}")
     return value
 
 
@@ -122,31 +168,242 @@ def _integer(env: Mapping[str, str], name: str, default: int, *, low: int, high:
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+        raise ConfigError(f"{name}={_shown(raw)} is not a whole number") from None
     if not low <= value <= high:
-        raise ConfigError(f"{name}={raw} is out of range: it must be between {low} and {high}")
+        raise ConfigError(f"{name}={_shown(raw)} is out of range: it must be between {low} "
+                          f"and {high}")
     return value
+
+
+def _has_blank_or_control(value: str) -> bool:
+    return any(ch.isspace() or not ch.isprintable() for ch in value)
+
+
+def _http_url_problem(value: str) -> str | None:
+    """Why value is not a usable http(s) base URL, or None. Says nothing of its content."""
+    if _has_blank_or_control(value):
+        return "contains spaces or control characters"
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return "cannot be parsed (a port must be a number from 1 to 65535)"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "must be an http(s) URL"
+    if not parts.hostname:
+        return "has no host"
+    if port == 0:
+        return "has port 0 (a port must be a number from 1 to 65535)"
+    if "@" in parts.netloc:
+        return "must not contain a user name or password"
+    if parts.query or parts.fragment or value.endswith(("?", "#")):
+        return "must not have a ?query or #fragment"
+    return None
 
 
 def _url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
     value = _text(env, name)
     if value is None:
         return default
-    if not value.startswith(("http://", "https://")):
-        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+    problem = _http_url_problem(value)
+    if problem:
+        # The value is shown only when it cannot be hiding a password (user:password@host).
+        shown = "value not shown" if "@" in value else f"got {_shown(value, 80)}"
+        raise ConfigError(f"{name} {problem}; {shown}")
     return value.rstrip("/")
 
 
-def _read(env: Mapping[str, str]) -> Settings:
-    supabase_url = _url(env, "SUPABASE_URL", None)
-    service_key = _text(env, "SUPABASE_SERVICE_ROLE_KEY")
-    if bool(supabase_url) != bool(service_key):
-        missing = "SUPABASE_SERVICE_ROLE_KEY" if supabase_url else "SUPABASE_URL"
+_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why url is not a Postgres URL asyncpg can use, or None. The answer never quotes the
+    URL: any part of it may be a password that was not percent-encoded."""
+    if _has_blank_or_control(url):
+        return ("contains spaces or control characters (percent-encode them in the password: "
+                "a space is %20)")
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("postgresql", "postgres"):
+        return "must start with postgresql:// (or postgres://)"
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if netloc.count("@") > 1:
+        return "has more than one @ before the host (percent-encode @ in the password as %40)"
+    hostspec = netloc.rpartition("@")[2]
+    try:
+        query = parse_qs(urlsplit(url).query, strict_parsing=True) if "?" in rest else {}
+    except ValueError:
+        return "has a query string that cannot be parsed (the part after ?)"
+    for entry in hostspec.split(",") if hostspec else []:
+        problem = _host_problem(entry)
+        if problem:
+            return problem
+    if not hostspec and not query.get("host"):
+        return ("has no host (postgresql://user:password@host:5432/database, or "
+                "?host=/socket/dir for a local socket)")
+    for port in ",".join(query.get("port", [])).split(","):
+        if port and not _valid_port(port):
+            return "has a port= that is not a number from 1 to 65535"
+    if query.get("sslmode", ["prefer"])[-1] not in _SSLMODES:
+        return f"has an unknown sslmode (one of {', '.join(_SSLMODES)})"
+    return None
+
+
+def _host_problem(entry: str) -> str | None:
+    host, port = entry, None
+    if entry.startswith("["):  # [IPv6]:port
+        host, bracket, rest = entry[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return "has a bracketed IPv6 host that cannot be parsed"
+        port = rest[1:] if rest else None
+    elif ":" in entry:
+        host, _, port = entry.partition(":")
+    if not host:
+        return "has an empty host name"
+    if port is not None and not _valid_port(port):
+        return ("has a port that is not a number from 1 to 65535 (a password containing "
+                "/ ? # or : must be percent-encoded)")
+    return None
+
+
+def _valid_port(text: str) -> bool:
+    return text.isascii() and text.isdigit() and 1 <= int(text) <= 65_535
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    value = _text(env, "DATABASE_URL")
+    if value is not None and (problem := database_url_problem(value)):
+        raise ConfigError(f"DATABASE_URL {problem} (the value is not shown: it may hold a "
+                          "password)")
+    return value
+
+
+def _supabase(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    url = _url(env, "SUPABASE_URL", None)
+    key = _text(env, "SUPABASE_SERVICE_ROLE_KEY")
+    if bool(url) != bool(key):
+        missing = "SUPABASE_SERVICE_ROLE_KEY" if url else "SUPABASE_URL"
         raise ConfigError(f"{missing} is missing: SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY "
                           "go together")
-    database_url = _text(env, "DATABASE_URL")
-    if database_url and not database_url.startswith(("postgres://", "postgresql://")):
-        raise ConfigError("DATABASE_URL must start with postgresql:// (value not shown)")
+    if url and urlsplit(url).path.rstrip("/").endswith("/rest/v1"):
+        raise ConfigError("SUPABASE_URL must be the project URL (https://<ref>.supabase.co), "
+                          "without /rest/v1")
+    if key:
+        _check_service_key(key)
+    return url, key
+
+
+def _check_service_key(key: str) -> None:
+    """The key goes into HTTP headers, and must be the service role's, not the anon key
+    (whose calls the functions' grants refuse). Its value is never shown."""
+    if _has_blank_or_control(key) or not key.isascii():
+        raise ConfigError("SUPABASE_SERVICE_ROLE_KEY contains spaces, control or non-ASCII "
+                          "characters (value not shown)")
+    parts = key.split(".")
+    if len(parts) != 3:
+        return  # not a JWT (Supabase's newer sb_secret_ keys): nothing more to read
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return
+    role = claims.get("role") if isinstance(claims, dict) else None
+    if isinstance(role, str) and role != "service_role":
+        raise ConfigError(f"SUPABASE_SERVICE_ROLE_KEY is a key for the role {_shown(role)}, "
+                          "not service_role: use the service_role key (Project settings -> API)")
+
+
+def _encryption_keys(env: Mapping[str, str]) -> tuple[str | None, tuple[str, ...]]:
+    key = _text(env, "ENCRYPTION_KEY")
+    if key is not None:
+        parse_key(key)
+    raw = _text(env, "ENCRYPTION_KEYS_PREVIOUS") or ""
+    previous = tuple(k.strip() for k in raw.split(",") if k.strip())
+    for index, old in enumerate(previous, start=1):
+        parse_key(old, f"ENCRYPTION_KEYS_PREVIOUS (entry {index} of {len(previous)})")
+    return key, previous
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _text(env, name) or default
+    normal = value.upper() if default.isupper() else value.lower()
+    if normal not in choices:
+        raise ConfigError(f"{name} must be {', '.join(choices[:-1])} or {choices[-1]}, "
+                          f"got {_shown(value)}")
+    return normal
+
+
+def _data_dir(env: Mapping[str, str]) -> Path:
+    path = Path(_text(env, "PUBLISHER_DATA_DIR") or ".publisher")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"PUBLISHER_DATA_DIR={_shown(str(path), 80)} is a file, not a folder")
+    return path
+
+
+def _worker_id(env: Mapping[str, str]) -> str | None:
+    value = _text(env, "WORKER_ID")
+    if value is not None and (len(value) > 200 or not value.isprintable()):
+        raise ConfigError("WORKER_ID must be printable text of at most 200 characters")
+    return value
+
+
+def _alerts(env: Mapping[str, str]) -> AlertSettings:
+    default = AlertSettings()
+    return AlertSettings(
+        silent_minutes=_number(env, "ALERT_SILENT_MINUTES", default.silent_minutes,
+                               low=1, high=7 * 24 * 60),
+        overdue_minutes=_number(env, "ALERT_OVERDUE_MINUTES", default.overdue_minutes,
+                                low=1, high=7 * 24 * 60),
+        review_hours=_number(env, "ALERT_REVIEW_HOURS", default.review_hours, low=0.1,
+                             high=30 * 24),
+        failure_rate_percent=_number(env, "ALERT_FAILURE_RATE_PERCENT",
+                                     default.failure_rate_percent, low=0, high=100),
+        failure_min_posts=_integer(env, "ALERT_FAILURE_MIN_POSTS", default.failure_min_posts,
+                                   low=1, high=1_000_000),
+    )
+
+
+# Platforms whose reconcile can find a post absent (reconcile_signals.absent), with whether
+# that requeues it by default: LinkedIn's posts by author come from its own store; Facebook's
+# feed can lag or hold a post back (integrity review), and shows mention tags as names.
+REQUEUE_DEFAULTS = {"facebook": False, "linkedin": True}
+
+
+def _review(env: Mapping[str, str]) -> ReviewSettings:
+    default = ReviewSettings()
+    every = _number(env, "RECONCILE_EVERY_SECONDS", default.every_seconds, low=0.1,
+                    high=86_400)
+    max_checks = _integer(env, "RECONCILE_MAX_CHECKS", default.max_checks, low=1, high=1000)
+    absent = _integer(env, "RECONCILE_ABSENT_CHECKS", default.absent_checks, low=1,
+                      high=1000)
+    settle = _number(env, "RECONCILE_SETTLE_MINUTES", default.settle_minutes, low=0,
+                     high=30 * 24 * 60)
+    if absent > max_checks:
+        raise ConfigError(f"RECONCILE_ABSENT_CHECKS ({absent}) must not be above "
+                          f"RECONCILE_MAX_CHECKS ({max_checks}): no post would be checked "
+                          "that often")
+    if settle * 60 > (max_checks - 1) * every:
+        raise ConfigError(f"RECONCILE_SETTLE_MINUTES ({settle:g}) is longer than "
+                          f"RECONCILE_MAX_CHECKS ({max_checks}) checks RECONCILE_EVERY_SECONDS "
+                          f"({every:g}) apart can span")
+    requeue = frozenset(platform for platform, on in REQUEUE_DEFAULTS.items()
+                        if _switch(env, f"RECONCILE_REQUEUE_{platform.upper()}", on))
+    return ReviewSettings(every_seconds=every, max_checks=max_checks, absent_checks=absent,
+                          settle_minutes=settle, requeue_platforms=requeue)
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = _text(env, name)
+    if value is None:
+        return default
+    if value.lower() in ("on", "true", "1", "yes"):
+        return True
+    if value.lower() in ("off", "false", "0", "no"):
+        return False
+    raise ConfigError(f"{name} must be on or off, got {_shown(value)}")
+
+
+def _read(env: Mapping[str, str]) -> Settings:
+    supabase_url, service_key = _supabase(env)
+    database_url = _database_url(env)
     on_deployment = bool(_text(env, "RENDER"))
     if on_deployment and not (supabase_url or database_url):
         raise ConfigError("no database configured on a deployment (RENDER is set): set "
@@ -158,17 +415,17 @@ def _read(env: Mapping[str, str]) -> Settings:
                                          concurrency[platform], low=1, high=10_000)
 
     simulator = _url(env, "SIMULATOR_URL", None)
-    endpoints = PlatformEndpoints()
-    if simulator:
-        endpoints = simulator_endpoints(simulator)
+    endpoints = simulator_endpoints(simulator) if simulator else PlatformEndpoints()
     endpoints = PlatformEndpoints(
         facebook=_url(env, "FACEBOOK_API_BASE", endpoints.facebook) or endpoints.facebook,
-        facebook_api_version=_text(env, "FACEBOOK_API_VERSION") or endpoints.facebook_api_version,
+        facebook_api_version=_facebook_version(env) or endpoints.facebook_api_version,
         facebook_video=_url(env, "FACEBOOK_VIDEO_API_BASE", endpoints.facebook_video)
         or endpoints.facebook_video,
         instagram=_url(env, "INSTAGRAM_API_BASE", endpoints.instagram) or endpoints.instagram,
-        instagram_refresh=_url(env, "INSTAGRAM_REFRESH_BASE", endpoints.instagram_refresh)
-        or endpoints.instagram_refresh,
+        # INSTAGRAM_REFRESH_BASE: its older name, from when only the refresh went there
+        instagram_graph=_url(env, "INSTAGRAM_GRAPH_API_BASE", None)
+        or _url(env, "INSTAGRAM_REFRESH_BASE", endpoints.instagram_graph)
+        or endpoints.instagram_graph,
         linkedin=_url(env, "LINKEDIN_API_BASE", endpoints.linkedin) or endpoints.linkedin,
         linkedin_version=_linkedin_version(env) or endpoints.linkedin_version,
         linkedin_oauth=_url(env, "LINKEDIN_OAUTH_BASE", endpoints.linkedin_oauth)
@@ -179,15 +436,9 @@ def _read(env: Mapping[str, str]) -> Settings:
         or endpoints.google_oauth,
     )
 
-    log_format = (_text(env, "LOG_FORMAT") or "json").lower()
-    if log_format not in ("json", "text"):
-        raise ConfigError(f"LOG_FORMAT must be json or text, got {log_format!r}")
-    log_level = (_text(env, "LOG_LEVEL") or "INFO").upper()
-    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
-
-    previous = tuple(k.strip() for k in (_text(env, "ENCRYPTION_KEYS_PREVIOUS") or "").split(",")
-                     if k.strip())
+    log_format = _choice(env, "LOG_FORMAT", "json", ("json", "text"))
+    log_level = _choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+    encryption_key, previous = _encryption_keys(env)
     deadline = _number(env, "RUN_DEADLINE_SECONDS", 50.0, low=1, high=86_400)
     lease = _number(env, "LEASE_SECONDS", 600.0, low=10, high=86_400)
     timeout = _number(env, "HTTP_TIMEOUT_SECONDS", 30.0, low=0.1, high=3600)
@@ -203,9 +454,9 @@ def _read(env: Mapping[str, str]) -> Settings:
         supabase_url=supabase_url,
         supabase_service_role_key=service_key,
         database_url=database_url,
-        data_dir=Path(_text(env, "PUBLISHER_DATA_DIR") or ".publisher"),
+        data_dir=_data_dir(env),
         on_deployment=on_deployment,
-        encryption_key=_text(env, "ENCRYPTION_KEY"),
+        encryption_key=encryption_key,
         encryption_keys_previous=previous,
         max_publish_delay_hours=_number(env, "MAX_PUBLISH_DELAY_HOURS", 24.0, low=0.01,
                                         high=24 * 365),
@@ -223,25 +474,60 @@ def _read(env: Mapping[str, str]) -> Settings:
         oauth_clients=_oauth_clients(env),
         log_format=log_format,
         log_level=log_level,
+        alerts=_alerts(env),
+        review=_review(env),
+        metrics_port=_metrics_port(env),
+        metrics_host=_metrics_host(env),
     )
-    if worker := _text(env, "WORKER_ID"):
+    if worker := _worker_id(env):
         settings = replace(settings, worker_id=worker)
     return settings
 
+
+def _metrics_port(env: Mapping[str, str]) -> int | None:
+    """Unset: no metrics (the default)."""
+    if _text(env, "METRICS_PORT") is None:
+        return None
+    return _integer(env, "METRICS_PORT", 0, low=1, high=65_535)
+
+
+def _metrics_host(env: Mapping[str, str]) -> str:
+    """The address /metrics listens on. 127.0.0.1 unless set: the metrics have no
+    authentication and tell the posting volume, so they reach past the machine only when
+    asked to (0.0.0.0 for a scraper on another host or a container's published port)."""
+    value = _text(env, "METRICS_HOST")
+    if value is None:
+        return "127.0.0.1"
+    if not re.fullmatch(r"[A-Za-z0-9.:-]{1,253}", value):
+        raise ConfigError(f"METRICS_HOST must be an IP address or host name, such as "
+                          f"127.0.0.1 or 0.0.0.0, got {_shown(value)}")
+    return value
+
+
+SIMULATOR_INSTAGRAM_GRAPH = "/_ig"
+"""The simulator serves graph.instagram.com under this path prefix, graph.facebook.com at
+its root, so that each host can refuse the other's tokens as the real ones do."""
 
 
 def simulator_endpoints(url: str) -> PlatformEndpoints:
     """Every platform (and its token endpoint) served by the simulator at url."""
     return PlatformEndpoints(facebook=url, facebook_video=url, instagram=url,
-                             instagram_refresh=url, linkedin=url, linkedin_oauth=url,
-                             youtube_upload=url, google_oauth=url)
+                             instagram_graph=url + SIMULATOR_INSTAGRAM_GRAPH, linkedin=url,
+                             linkedin_oauth=url, youtube_upload=url, google_oauth=url)
+
+
+def _facebook_version(env: Mapping[str, str]) -> str | None:
+    value = _text(env, "FACEBOOK_API_VERSION")
+    if value is not None and not re.fullmatch(r"v\d{1,3}\.\d{1,3}", value):
+        raise ConfigError(f"FACEBOOK_API_VERSION must look like v25.0, got {_shown(value)}")
+    return value
 
 
 def _linkedin_version(env: Mapping[str, str]) -> str | None:
     value = _text(env, "LINKEDIN_VERSION")
-    if value is not None and not (len(value) == 6 and value.isdigit()):
+    if value is not None and not re.fullmatch(r"20\d\d(0[1-9]|1[0-2])", value):
         raise ConfigError(f"LINKEDIN_VERSION must be a YYYYMM month such as 202601, "
-                          f"got {value!r}")
+                          f"got {_shown(value)}")
     return value
 
 
@@ -255,6 +541,11 @@ def _oauth_clients(env: Mapping[str, str]) -> dict[str, OAuthClient]:
             missing = f"{prefix}_CLIENT_SECRET" if client_id else f"{prefix}_CLIENT_ID"
             raise ConfigError(f"{missing} is missing: {prefix}_CLIENT_ID and "
                               f"{prefix}_CLIENT_SECRET go together")
+        for name, value in ((f"{prefix}_CLIENT_ID", client_id),
+                            (f"{prefix}_CLIENT_SECRET", secret)):
+            if value and _has_blank_or_control(value):
+                raise ConfigError(f"{name} contains spaces or control characters "
+                                  "(value not shown)")
         if client_id and secret:
             clients[platform] = OAuthClient(client_id=client_id, client_secret=secret)
     return clients

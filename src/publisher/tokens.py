@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from publisher import redact
 from publisher.crypto import TokenCipher
 from publisher.errors import StoreError, TokenError
 from publisher.models import Account, Outcome, OutcomeKind
@@ -52,7 +53,7 @@ class TokenManager:
         """The account's usable access token, or the Outcome that stops its posts."""
         if account.id in self._fresh:
             return self._fresh[account.id]
-        refresher = self._refresher(account.platform)
+        refresher = self._refresher(account)
         if refresher is None or not _expiring(account.token_expires_at):
             return self._access(account)
         lock = self._locks.setdefault(account.id, asyncio.Lock())
@@ -61,9 +62,33 @@ class TokenManager:
                 self._fresh[account.id] = await self._refresh(account, refresher)
         return self._fresh[account.id]
 
-    def _refresher(self, platform: str) -> TokenRefresher | None:
-        adapter = self._adapters.get(platform)
-        return adapter if hasattr(adapter, "refresh_token") else None  # type: ignore[return-value]
+    async def renew(self, account: Account, refused: str) -> str | Outcome:
+        """A new access token after the platform refused `refused` in the middle of a
+        publish (a token that expired during a long upload): the adapter asks once, through
+        PublishContext.renew_token. Posts of the account that ask with a token already
+        replaced get the new one; a refresh happens once per account, as above."""
+        refresher = self._refresher(account)
+        if refresher is None:
+            return Outcome.reauth("the platform refused the access token and it cannot be "
+                                  "refreshed: reconnect the account")
+        lock = self._locks.setdefault(account.id, asyncio.Lock())
+        async with lock:
+            known = self._fresh.get(account.id)
+            if isinstance(known, Outcome) or (known is not None and known != refused):
+                return known  # refreshed (or refused) already for another post
+            self._fresh[account.id] = await self._refresh(account, refresher, refused=refused)
+        return self._fresh[account.id]
+
+    def _refresher(self, account: Account) -> TokenRefresher | None:
+        adapter = self._adapters.get(account.platform)
+        if not hasattr(adapter, "refresh_token"):
+            return None
+        # An adapter may refresh only some of its accounts' tokens (Instagram: those on
+        # Instagram Login; a Facebook Login Page token is not refreshed): it says which.
+        refreshes = getattr(adapter, "refreshes", None)
+        if refreshes is not None and not refreshes(account):
+            return None
+        return adapter  # type: ignore[return-value]
 
     def _access(self, account: Account) -> str | Outcome:
         """The stored access token, decrypted once per account and ciphertext."""
@@ -86,7 +111,10 @@ class TokenManager:
         except TokenError as exc:
             return Outcome.failed(f"cannot use the account's {which} token: {exc}")
 
-    async def _refresh(self, account: Account, refresher: TokenRefresher) -> str | Outcome:
+    async def _refresh(self, account: Account, refresher: TokenRefresher, *,
+                       refused: str | None = None) -> str | Outcome:
+        """refused: the platform refused this token, so it needs a refresh even when its
+        stored expiry says it is fine (unless the stored token is already another one)."""
         worker = self._settings.worker_id
         deadline = time.monotonic() + WAIT_SECONDS
         while True:
@@ -98,11 +126,12 @@ class TokenManager:
             current = current or account
             if current.status == "needs_reauth":
                 return Outcome.reauth(current.status_reason or "the account needs reconnecting")
-            if not _expiring(current.token_expires_at):
+            stored = self._decrypt(current.access_token_encrypted, "access")
+            if not _expiring(current.token_expires_at) and stored != refused:
                 # Someone else refreshed it meanwhile: use theirs, release ours.
                 if locked:
                     await self._release(account.id)
-                return self._decrypt(current.access_token_encrypted, "access")
+                return stored
             if locked:
                 return await self._do_refresh(current, refresher)
             if time.monotonic() > deadline:
@@ -119,10 +148,15 @@ class TokenManager:
         if isinstance(refresh, Outcome):
             await self._release(account.id)
             return refresh
-        grant = await refresher.refresh_token(
-            self._client, self._settings.endpoints, access_token=access, refresh_token=refresh,
-            oauth=self._settings.oauth_clients.get(account.platform))
+        oauth = self._settings.oauth_clients.get(account.platform)
+        # The token endpoint may echo any of these: masked before any text of it is cut,
+        # and once more in the outcome, which becomes the account's and its posts' reason.
+        with redact.guard(access, refresh, oauth.client_secret if oauth else None) as secrets:
+            grant = await refresher.refresh_token(
+                self._client, self._settings.endpoints, access_token=access,
+                refresh_token=refresh, oauth=oauth)
         if isinstance(grant, Outcome):
+            grant = redact.mask_outcome(grant, secrets)
             if grant.kind is OutcomeKind.REAUTH:
                 await self._save(account, None, status="needs_reauth", reason=grant.reason)
             else:

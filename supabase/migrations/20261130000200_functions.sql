@@ -90,7 +90,7 @@ returns integer
 language sql
 as $$
   with items as (
-    select * from jsonb_to_recordset(p_items) as x(id bigint, scheduled_at timestamptz, error text)
+    select * from jsonb_to_recordset(p_items) as x(id public.publisher_post_id, scheduled_at timestamptz, error text)
   ), updated as (
     update public.created_content c
        set scheduled_at = i.scheduled_at,
@@ -121,8 +121,8 @@ create or replace function public.claim_due_posts(
 language plpgsql
 as $$
 declare
-  v_candidates bigint[];
-  v_admitted bigint[] := '{}';
+  v_candidates public.publisher_post_id[];
+  v_admitted public.publisher_post_id[] := '{}';
   v_limits jsonb := p_limits;
   v_held_back integer;
   v_round integer := 0;
@@ -160,7 +160,7 @@ begin
 
     -- The quota keys these candidates count against.
     create temporary table if not exists pg_temp.claim_quota_checks (
-      id bigint, platform text, scope text, account_id uuid, key bigint, fits boolean,
+      id public.publisher_post_id, platform text, scope text, account_id uuid, key bigint, fits boolean,
       blocked boolean, free_at timestamptz
     ) on commit drop;
     delete from pg_temp.claim_quota_checks;
@@ -290,7 +290,7 @@ returns jsonb
 language sql
 as $$
   with items as (
-    select * from jsonb_to_recordset(p_claims) as x(id bigint, attempt integer)
+    select * from jsonb_to_recordset(p_claims) as x(id public.publisher_post_id, attempt integer)
   ), marked as (
     update public.created_content c
        set sending_started_at = now()
@@ -314,7 +314,7 @@ language sql
 as $$
   with o as (
     select * from jsonb_to_recordset(p_outcomes) as x(
-      id bigint, attempt integer, status text, outcome text, error text,
+      id public.publisher_post_id, attempt integer, status text, outcome text, error text,
       platform_post_id text, platform_url text, delay_seconds double precision,
       refund_attempt boolean, detail jsonb, account_id uuid, account_status text,
       state jsonb)
@@ -571,7 +571,10 @@ as $$
              'status', a.status, 'status_reason', a.status_reason,
              'access_token_encrypted', a.access_token_encrypted,
              'refresh_token_encrypted', a.refresh_token_encrypted,
-             'token_expires_at', a.token_expires_at) end)), '[]')
+             'token_expires_at', a.token_expires_at,
+             -- the column comes with 20261207000800, and a sql function's body is checked
+             -- when it is created: read through to_jsonb until then
+             'login_type', to_jsonb(a) -> 'login_type') end)), '[]')
     from held c
     left join public.social_accounts a on a.id = c.account_id;
 $$;

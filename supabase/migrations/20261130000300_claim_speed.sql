@@ -42,7 +42,15 @@ create index if not exists social_accounts_paused
 -- stamp, which changes no indexed column, is HOT (18,000 of 20,000), and the claim and the
 -- outcome mostly stay on the post's page (2,900 of 40,000 moved). The price: pages of
 -- posts inserted from now on are about half full. Existing pages are not rewritten.
-alter table public.created_content set (fillfactor = 50);
+-- A product's own created_content keeps a fillfactor the product chose.
+do $$
+begin
+  if not exists (select 1 from pg_class c, unnest(coalesce(c.reloptions, '{}')) o
+                  where c.oid = 'public.created_content'::regclass and o like 'fillfactor=%') then
+    alter table public.created_content set (fillfactor = 50);
+  end if;
+end
+$$;
 
 -- created_content_status indexed every post by status, so the claim and the outcome (which
 -- both change status, so are never HOT) each added an entry to it, for every post ever
@@ -53,7 +61,18 @@ alter table public.created_content set (fillfactor = 50);
 create index if not exists created_content_review
   on public.created_content (review_checked_at nulls first, id)
   where status = 'needs_review';
-drop index if exists public.created_content_status;
+-- (Only where the table is ours: an index of that name on the product's table is theirs.)
+do $$
+begin
+  if to_regclass('public.publisher_adopted_tables') is not null then
+    if exists (select 1 from public.publisher_adopted_tables
+                where table_name = 'created_content') then
+      return;
+    end if;
+  end if;
+  drop index if exists public.created_content_status;
+end
+$$;
 
 -- Claims: besides the quota rework above, nothing is spent per post where nothing needs it.
 --  * Platforms under no quota (publish_quotas has no row for any platform asked for) skip
@@ -71,9 +90,9 @@ create or replace function public.claim_due_posts(
 language plpgsql
 as $$
 declare
-  v_candidates bigint[];
-  v_admitted bigint[] := '{}';
-  v_new bigint[];
+  v_candidates public.publisher_post_id[];
+  v_admitted public.publisher_post_id[] := '{}';
+  v_new public.publisher_post_id[];
   v_limits jsonb := p_limits;
   v_held_back integer;
   v_round integer := 0;
@@ -82,7 +101,7 @@ declare
   -- This round's quota checks, one element per (candidate, quota it counts against), as
   -- parallel arrays: no temporary table, so a claim never writes to the system catalogs.
   -- The candidates are locked by this transaction, so their values cannot change under us.
-  k_ids bigint[];
+  k_ids public.publisher_post_id[];
   k_platforms text[];
   k_scopes text[];
   k_accounts uuid[];
@@ -289,7 +308,9 @@ begin
                     (select to_jsonb(acc)
                        from (select a.id, a.platform, a.external_id, a.status,
                                     a.status_reason, a.access_token_encrypted,
-                                    a.refresh_token_encrypted, a.token_expires_at) acc
+                                    a.refresh_token_encrypted, a.token_expires_at,
+                                    -- added by 20261207000800 (plpgsql resolves it when run)
+                                    a.login_type) acc
                       where a.id is not null) as account) p) x;
   return v_result;
 end
@@ -322,7 +343,7 @@ declare
   v_marked jsonb;
 begin
   with items as (
-    select * from jsonb_to_recordset(p_claims) as x(id bigint, attempt integer)
+    select * from jsonb_to_recordset(p_claims) as x(id public.publisher_post_id, attempt integer)
   ), marked as (
     update public.created_content c
        set sending_started_at = now()
@@ -351,7 +372,7 @@ declare
 begin
   with o as (
     select * from jsonb_to_recordset(p_outcomes) as x(
-      id bigint, attempt integer, status text, outcome text, error text,
+      id public.publisher_post_id, attempt integer, status text, outcome text, error text,
       platform_post_id text, platform_url text, delay_seconds double precision,
       refund_attempt boolean, detail jsonb, account_id uuid, account_status text,
       state jsonb)
@@ -365,9 +386,11 @@ begin
                              else now() + make_interval(secs => o.delay_seconds) end,
            attempts = c.attempts - case when coalesce(o.refund_attempt, false) then 1 else 0 end,
            last_error = o.error,
+           -- coalesce: a product's own god_mode_metadata may allow null
            god_mode_metadata = case
              when o.error is null then c.god_mode_metadata - 'publish_error'
-             else c.god_mode_metadata || jsonb_build_object('publish_error', o.error) end,
+             else coalesce(c.god_mode_metadata, '{}')
+                  || jsonb_build_object('publish_error', o.error) end,
            sending_started_at = case when o.status = 'needs_review' then c.sending_started_at end,
            publish_state = c.publish_state || coalesce(o.state, '{}'),
            locked_by = null,

@@ -7,7 +7,8 @@ import pytest
 import respx
 
 from publisher.models import OutcomeKind
-from publisher.platforms.media import MediaFetcher, MediaStream, scheme_problem
+from publisher.platforms import media
+from publisher.platforms.media import MediaFetcher, MediaStream, media_urls_problem, scheme_problem
 
 
 @pytest.mark.parametrize("url", [
@@ -124,3 +125,56 @@ def test_scheme_problem_allows_https_and_the_simulator_only(
         assert problem is not None
         assert bad in problem
         assert "https" in problem
+
+
+# --- the address check before any call (every platform): media_urls_problem --------------------
+
+FAKE_DNS = {"rebound.example.com": ("127.0.0.1", "10.0.0.2"),
+            "mixed.example.com": ("93.184.216.34", "10.0.0.2"),
+            "public.example.com": ("93.184.216.34",),
+            "gone.example.com": ()}
+
+
+@pytest.fixture
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Names resolve as FAKE_DNS says (no network, no cache between tests)."""
+    async def addresses(host: str, port: int) -> tuple[str, ...]:
+        return FAKE_DNS[host]
+    monkeypatch.setattr(media, "_addresses", addresses)
+
+
+@pytest.mark.usefixtures("fake_dns")
+@pytest.mark.parametrize(("host", "refused"), [
+    pytest.param("rebound.example.com", True, id="only-non-public"),
+    pytest.param("mixed.example.com", False, id="mixed: the platform fetches it"),
+    pytest.param("public.example.com", False, id="public"),
+    pytest.param("gone.example.com", False, id="does-not-resolve: left to the platform"),
+])
+async def test_a_name_resolving_only_to_non_public_addresses_is_refused(
+        host: str, refused: bool) -> None:
+    problem = await media_urls_problem([f"https://{host}/a.jpg"])
+    assert (problem is not None) is refused
+    if refused:
+        assert problem is not None
+        assert "resolves to a non-public address" in problem
+
+
+@pytest.mark.usefixtures("fake_dns")
+async def test_what_we_fetch_ourselves_is_held_to_every_address() -> None:
+    """MediaFetcher applies the same rule, then refuses any non-public address at all."""
+    async with httpx.AsyncClient() as client:
+        fetcher = MediaFetcher(client)
+        mixed = await fetcher.problem("https://mixed.example.com/v.mp4")
+        gone = await fetcher.problem("https://gone.example.com/v.mp4")
+        spelled = await fetcher.problem("https://0x7f.1/v.mp4")
+    assert mixed is not None
+    assert "non-public address" in mixed
+    assert gone is not None
+    assert "does not resolve" in gone
+    assert spelled is not None
+    assert "non-public address" in spelled
+
+
+async def test_the_configured_simulator_skips_the_address_check() -> None:
+    assert await media_urls_problem(["http://127.0.0.1:8787/_media/v.mp4"],
+                                    ("127.0.0.1:8787",)) is None

@@ -244,7 +244,8 @@ CASES = [
          answer=meta(368, "It looks like you were misusing this feature")),
     case("answer: duplicate status (506)", "needs_review", "may already be live",
          answer=meta(506, "Duplicate status message")),
-    case("answer: transient (code 2)", "retrying", "temporary platform error",
+    # On the publishing call it may follow a made post: review, never a resend (issue 11).
+    case("answer: transient (code 2)", "needs_review", "temporary platform error in answer",
          answer=meta(2, "Service temporarily unavailable", status=500, is_transient=True)),
     case("answer: 200 with a null id", "needs_review", "returned no id",
          answer=respond(200, {"id": None})),
@@ -415,7 +416,8 @@ def test_corpus_case(row: Case, corpus: Outcomes) -> None:
 # -- the simulator's own nonsense: one fault kind answering every publishing call ----------
 
 SIM_FAULTS = [
-    pytest.param("transient", "retrying", "temporary platform error", id="sim transient"),
+    pytest.param("transient", "needs_review", "temporary platform error in answer",
+                 id="sim transient"),
     pytest.param("throttle", "scheduled", "throttled by the platform", id="sim throttle"),
     pytest.param("rate_limit_429", "scheduled", "throttled", id="sim 429"),
     pytest.param("token_expired", "failed", "re-authorization", id="sim token expired"),

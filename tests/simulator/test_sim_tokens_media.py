@@ -89,20 +89,38 @@ async def test_linkedin_refresh(sim: httpx.AsyncClient) -> None:
 
 
 async def test_instagram_refresh(sim: httpx.AsyncClient) -> None:
-    """ig_refresh_token returns a bearer token valid for 60 days; expired ones are 190."""
+    """ig_refresh_token (on graph.instagram.com only) returns a bearer token valid for 60
+    days, which that host takes; expired ones are 190."""
     params = {"grant_type": "ig_refresh_token", "access_token": "IGlong"}
-    body = (await sim.get("/refresh_access_token", params=params)).json()
+    body = (await sim.get("/_ig/refresh_access_token", params=params)).json()
     assert (body["token_type"], body["expires_in"]) == ("bearer", 5183944)
+    assert body["access_token"].startswith("IG")
     created = await sim.post(
-        "/v25.0/1784/media",
+        "/_ig/v25.0/1784/media",
         data={"image_url": "https://x/y.jpg", "access_token": body["access_token"]},
     )
     assert created.status_code == 200
-    expired = await sim.get("/refresh_access_token", params=params | {"access_token": "expired"})
+    expired = await sim.get(
+        "/_ig/refresh_access_token", params=params | {"access_token": "IGexpired"}
+    )
     assert expired.status_code == 400
     assert expired.json()["error"]["code"] == 190
-    wrong = await sim.get("/refresh_access_token", params=params | {"grant_type": "x"})
+    wrong = await sim.get("/_ig/refresh_access_token", params=params | {"grant_type": "x"})
     assert wrong.json()["error"]["code"] == 100
+    # graph.facebook.com has no such endpoint
+    assert (await sim.get("/refresh_access_token", params=params)).status_code == 404
+
+
+async def test_instagram_refresh_refuses_a_facebook_login_token(sim: httpx.AsyncClient) -> None:
+    """A Page token sent to refresh_access_token cannot be parsed there (190), as for real:
+    the answer that made every Facebook Login account needs_reauth."""
+    params = {"grant_type": "ig_refresh_token", "access_token": "EAAGpageToken"}
+    refused = await sim.get("/_ig/refresh_access_token", params=params)
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert (error["code"], error["message"]) == (
+        190, "Invalid OAuth access token - Cannot parse access token")
+    assert (await stats(sim))["token_refreshes"] == {"EAAGpageToken": 1}
 
 
 # -- media host --------------------------------------------------------------------

@@ -426,6 +426,7 @@ async def test_duplicates_are_counted(client: httpx.AsyncClient) -> None:
     assert await stats(client) == {
         "accepted": 4,
         "duplicates": 1,
+        "duplicates_refused": 0,
         "by_platform": {"facebook": 4},
         "faults_injected": {},
         "calls": 4,

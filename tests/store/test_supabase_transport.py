@@ -12,6 +12,7 @@ become, or a grant service_role lacks, fails here as it would in production.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -238,6 +239,52 @@ async def test_every_contract_function_through_supabase(
     assert status["last_run"]["id"] == run_id
     assert ("published", "facebook", 1) in {
         (p["status"], p["platform"], p["count"]) for p in status["posts"]}
+    hour, day = (await store.kpis([1.0, 24.0]))["windows"]  # a double precision[] over rpc
+    assert (hour["hours"], day["hours"], hour["published"]) == (1, 24, 1)
+    alarms = await store.alarms(silent_minutes=10, overdue_minutes=15, review_hours=4,
+                                failure_rate_percent=20, failure_min_posts=10)
+    assert alarms["review"]["firing"] is False
+    assert alarms["failure_rate"]["published"] == 1
+
+    await insert_post(db, account_id=account)  # due: its account's token is sampled
+    assert await store.sample_sealed_tokens(5) == ["v1:k:access2"]
+
+    # tokens reseal: a page read with a product column named, a fenced write.
+    await db.execute("alter table social_accounts add column access_token text")
+    await db.execute("update social_accounts set access_token = 'plain' where id = $1::uuid",
+                     account)
+    page = await store.list_account_tokens(None, 10, access_column="access_token",
+                                           refresh_column=None)
+    assert [(a["id"], a["access"], a["plain_access"]) for a in page["accounts"]] == [
+        (account, "v1:k:access2", "plain")]
+    written = await store.reseal_account_tokens(
+        [{"id": account, "access": "v1:k:access2", "refresh": "v1:k:refresh2",
+          "new_access": "v1:k:access3", "clear_access": True,
+          "plain_access_sha256": hashlib.sha256(b"plain").hexdigest()}],
+        access_column="access_token", refresh_column=None)
+    assert written == {"applied": 1, "changed": []}
+    row = await db.fetchrow("select * from social_accounts where id = $1::uuid", account)
+    assert (row["access_token_encrypted"], row["access_token"]) == ("v1:k:access3", None)
+
+    # Review and recovery: ids as text, answers per id.
+    await db.execute("update created_content set status = 'needs_review', "
+                     "sending_started_at = now(), locked_by = null, lease_expires_at = null "
+                     "where id = $1", review)
+    listing = await store.list_review_posts(None, platform=None, limit=10)
+    assert [p["id"] for p in listing["posts"]] == [review]
+    marked = await store.mark_published(str(review), platform_post_id="42_9",
+                                        platform_url=None, operator="ops", note=None)
+    assert marked["changed"] == [{"id": review, "from": "needs_review", "to": "published"}]
+    failed = await insert_post(db, status="failed", last_error="token expired")
+    retried = await store.retry_failed_posts(reason="TOKEN", since=started, platform=None,
+                                             dry_run=True, operator="ops")
+    assert (retried["matched"], retried["ids"]) == (1, [failed])
+    canceled = await store.cancel_posts([str(failed)], operator="ops", note="by hand")
+    assert [c["to"] for c in canceled["changed"]] == ["canceled"]
+    requeued = await store.requeue_posts([str(failed), "nope"], from_states=None,
+                                         operator=None, note=None)
+    assert ([c["id"] for c in requeued["changed"]], [r["id"] for r in requeued["refused"]]) == (
+        [failed], ["nope"])
 
     assert {name for name, _ in postgrest.calls} == set(FUNCTIONS)
     for name, body in postgrest.calls:

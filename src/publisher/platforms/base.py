@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 
+from publisher import redact
 from publisher.models import ClaimedPost, Outcome
 from publisher.platforms.media import MediaFetcher
 from publisher.settings import OAuthClient, PlatformEndpoints
@@ -24,6 +25,10 @@ class PublishContext:
     endpoints: PlatformEndpoints
     begin_sending: Callable[[], Awaitable[bool]]
     media_hosts: frozenset[str] = frozenset()  # host:port allowed besides public https
+    # A fresh access token after the platform refused this one (401) mid-publish, e.g. a
+    # token that expired during a long upload: given the refused token, the new one or the
+    # Outcome that stops the post. Ask at most once per publish; None: nothing can renew.
+    renew_token: Callable[[str], Awaitable[str | Outcome]] | None = None
 
     def media(self) -> MediaFetcher:
         """The guarded fetcher for media this adapter must upload itself."""
@@ -70,17 +75,8 @@ async def publish_masked(adapter: PlatformAdapter, post: ClaimedPost,
                          context: PublishContext) -> Outcome:
     """Publishes through the adapter and masks the token in what comes back: platforms echo
     it in some errors ("Malformed access token EAA..."), and a token must never reach a
-    stored error or a log."""
-    outcome = await adapter.publish(post, context)
-    secret = context.access_token
-    if not secret:
-        return outcome
-
-    def mask(value: Any) -> Any:
-        return value.replace(secret, "***") if isinstance(value, str) else value
-
-    if secret not in (outcome.reason or "") and not any(
-            isinstance(v, str) and secret in v for v in outcome.detail.values()):
-        return outcome
-    return replace(outcome, reason=mask(outcome.reason),
-                   detail={k: mask(v) for k, v in outcome.detail.items()})
+    stored error or a log. Within the call, redact.clip masks it before any text is cut
+    (see redact.py); afterwards every string of the outcome is masked once more."""
+    with redact.guard(context.access_token) as secrets:
+        outcome = await adapter.publish(post, context)
+    return redact.mask_outcome(outcome, secrets)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from publisher.platforms.base import PlatformAdapter
-from publisher.platforms.facebook import FacebookAdapter
-from publisher.platforms.instagram import InstagramAdapter
-from publisher.platforms.linkedin import LinkedInAdapter
-from publisher.platforms.youtube import YouTubeAdapter
+from publisher.platforms.facebook.adapter import FacebookAdapter
+from publisher.platforms.instagram.adapter import InstagramAdapter
+from publisher.platforms.linkedin.adapter import LinkedInAdapter
+from publisher.platforms.youtube.adapter import YouTubeAdapter
 
 
 def build_adapters() -> dict[str, PlatformAdapter]:

@@ -8,19 +8,44 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import textwrap
 from collections.abc import Sequence
 from types import FrameType
 
 from publisher import eventloop
 from publisher.simulator.app import PLATFORMS
 from publisher.simulator.server import URL_PREFIX, serve_forever
-from publisher.simulator.state import DEFAULT_FAULTS, FAULT_KINDS, SimConfig, parse_faults
+from publisher.simulator.state import (
+    DEFAULT_FAULTS,
+    FAULT_HELP,
+    FAULT_KINDS,
+    SimConfig,
+    parse_faults,
+)
+
+
+def faults_help() -> str:
+    """Every fault kind and what it does, for the end of ``--help``."""
+    width = max(map(len, FAULT_KINDS))
+    lines = [
+        textwrap.fill(
+            FAULT_HELP[kind],
+            width=96,
+            initial_indent=f"  {kind:<{width}}  ",
+            subsequent_indent=" " * (width + 4),
+        )
+        for kind in FAULT_KINDS
+    ]
+    return "fault kinds (--faults, drawn at --fault-rate):\n" + "\n".join(lines)
 
 
 def parser() -> argparse.ArgumentParser:
     """The command-line flags."""
     p = argparse.ArgumentParser(
-        prog="python -m publisher.simulator", description="Local social platform simulator."
+        prog="python -m publisher.simulator",
+        description="Local social platform simulator.",
+        epilog=faults_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
@@ -29,7 +54,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--faults",
         default=",".join(DEFAULT_FAULTS),
-        help=f"comma-separated kinds from: {','.join(FAULT_KINDS)}",
+        help=f"comma-separated kinds (listed below) from: {','.join(FAULT_KINDS)}",
     )
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--hang-seconds", type=float, default=300.0)
@@ -59,6 +84,11 @@ def parser() -> argparse.ArgumentParser:
         "--linkedin-sunset-before",
         default=d.linkedin_sunset_before,
         help="LinkedIn-Version values (YYYYMM) older than this answer 426",
+    )
+    p.add_argument(
+        "--linkedin-accept-duplicates",
+        action="store_true",
+        help="accept a LinkedIn post that repeats a live one (LinkedIn refuses it: 422)",
     )
     p.add_argument(
         "--youtube-daily-uploads",
@@ -104,6 +134,7 @@ def config_from(args: argparse.Namespace) -> SimConfig:
         instagram_container_ttl=args.instagram_container_ttl,
         instagram_quota=args.instagram_quota,
         linkedin_sunset_before=args.linkedin_sunset_before,
+        linkedin_refuse_duplicates=not args.linkedin_accept_duplicates,
         youtube_daily_uploads=args.youtube_daily_uploads,
         youtube_channel_uploads=args.youtube_channel_uploads,
         youtube_session_ttl=args.youtube_session_ttl,

@@ -1,6 +1,6 @@
 """The pieces every simulated platform is built from: requests, responses, routes.
 
-A platform module (``facebook.py``, later ``instagram.py``, ...) is one class that
+A platform (``facebook/handlers.py``, ``instagram/handlers.py``, ...) is one class that
 satisfies :class:`Platform`: it lists its routes, checks auth, and renders faults and
 "not found" in its own error format. ``app.py`` does the rest (latency, fault draws,
 recording is left to the handlers).
@@ -35,6 +35,8 @@ class Request:
     match: dict[str, str] = field(default_factory=dict)
     fault: str | None = None
     """The fault drawn for this call, for the handlers that act on one themselves."""
+    created: str | None = None
+    """The id of the post this call created, for a fault answered after creating it."""
 
     def json(self) -> Any:
         """The body decoded as JSON (``{}`` when empty)."""

@@ -2,7 +2,8 @@
 
 GET  /_sim/health   {"status": "ok", "platforms": [...], "fault_kinds": [...]}
 GET  /_sim/posts    [PostRecord.as_json(), ...]  (optional ?platform=&account=)
-GET  /_sim/stats    {"accepted", "duplicates", "by_platform", "faults_injected", "calls",
+GET  /_sim/stats    {"accepted", "duplicates", "duplicates_refused" (re-sends LinkedIn
+                     refused as duplicates), "by_platform", "faults_injected", "calls",
                      "token_refreshes": {token: refresh calls}}
 POST /_sim/reset    {"status": "reset"}
 GET  /_sim/config   SimConfig.as_json()

@@ -5,22 +5,26 @@ POST /token                  Google: form grant_type=refresh_token, refresh_toke
                              token_type: "Bearer", scope} (no new refresh token)
 POST /oauth/v2/accessToken   LinkedIn: the same form -> {access_token, expires_in: 5184000,
                              refresh_token (the same one), refresh_token_expires_in, scope}
-GET  /refresh_access_token   Instagram: grant_type=ig_refresh_token&access_token=...
-                             -> {access_token, token_type: "bearer", expires_in: 5183944}
+GET  /_ig/refresh_access_token  Instagram Login, on graph.instagram.com (``meta.INSTAGRAM_HOST``):
+                             grant_type=ig_refresh_token&access_token=<an IG token>
+                             -> {access_token, token_type: "bearer", expires_in: 5183944};
+                             a Facebook token is refused (190 "Cannot parse access token")
 
 A refresh (or Instagram) token containing ``revoked`` or ``expired`` is refused in each
 provider's shape. Every call is counted per token in ``/_sim/stats`` ``token_refreshes``.
-Issued access tokens are accepted by every API; a Google one keeps the channel of its
-refresh token (``ya29.sim<n>-token-<channel>``, see ``youtube.channel_of``).
+Issued access tokens are accepted by their own API (an Instagram one, ``IGAAsim<n>``, only
+on graph.instagram.com); a Google one keeps the channel of its refresh token
+(``ya29.sim<n>-token-<channel>``, see ``youtube.channel_of``).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 
-from publisher.simulator import meta
 from publisher.simulator.base import Request, Response, Route, json_response, route
+from publisher.simulator.meta import graph as meta
 from publisher.simulator.state import SimState
 
 GOOGLE_SCOPE = "https://www.googleapis.com/auth/youtube.upload"
@@ -58,7 +62,10 @@ class OAuth:
         return [
             route(self, "POST", r"/token", self.google),
             route(self, "POST", r"/oauth/v2/accessToken", self.linkedin),
-            route(self, "GET", r"/refresh_access_token", self.instagram),
+            route(
+                self, "GET", rf"{re.escape(meta.INSTAGRAM_HOST)}/refresh_access_token",
+                self.instagram,
+            ),
         ]
 
     def authenticate(self, request: Request) -> Response | None:
@@ -144,13 +151,14 @@ class OAuth:
         )
 
     def instagram(self, request: Request) -> Response:
-        """``GET /refresh_access_token``: a new 60-day token for a valid long-lived one."""
+        """``GET graph.instagram.com/refresh_access_token``: a new 60-day token for a valid
+        long-lived Instagram Login one; refuses Facebook Login tokens, as the real one does."""
         token = meta.token_of(request)
         if token:
             self.state.refreshed(token)
         if request.params.get("grant_type") != "ig_refresh_token":
             return meta.bad_param("(#100) grant_type must be ig_refresh_token")
-        denied = meta.check_token(token)
+        denied = meta.authenticate(request)
         if denied is not None:
             return denied
         return json_response(

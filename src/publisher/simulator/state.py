@@ -16,29 +16,15 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-GENERIC_FAULTS: tuple[str, ...] = (
-    "transient",
-    "throttle",
-    "rate_limit_429",
-    "token_expired",
-    "permission",
-    "bad_input",
-    "timeout_before",
-    "timeout_after",
-    "malformed",
-    "reset",
+from publisher.simulator.faults import (
+    AFTER_CREATE_FAULTS,
+    DEFAULT_FAULTS,
+    FAULT_HELP,
+    FAULT_KINDS,
+    GENERIC_FAULTS,
+    META_FAULTS,
+    parse_faults,
 )
-"""Fault kinds every publishing call can draw, each platform answering in its own shape."""
-
-FAULT_KINDS: tuple[str, ...] = (*GENERIC_FAULTS, "upload_interrupt", "container_error")
-"""Every fault kind the simulator can inject.
-
-``upload_interrupt`` breaks a YouTube chunk PUT after half its bytes (any chunk);
-``container_error`` puts a new Instagram container into ``ERROR`` (subcode 2207001).
-"""
-
-DEFAULT_FAULTS: tuple[str, ...] = ("transient", "throttle", "rate_limit_429", "reset")
-"""Kinds drawn when a fault rate is set but no kinds are named: retryable, no long hangs."""
 
 _OPTIONAL = ("seed", "account_quota", "youtube_channel_uploads")
 _INTS = (
@@ -94,13 +80,17 @@ class SimConfig:
     account_quota: int | None = None
     """Publishing calls per account before every further call is throttled."""
     video_processing_seconds: float = 0.0
-    """How long an Instagram video container stays ``IN_PROGRESS``."""
+    """How long an Instagram video container stays ``IN_PROGRESS`` (and a Facebook video
+    ``processing``)."""
     instagram_container_ttl: float = 86400.0
     """Seconds before an unpublished Instagram container is ``EXPIRED``."""
     instagram_quota: int = 100
     """Instagram posts per account per rolling 24 h (``content_publishing_limit``)."""
     linkedin_sunset_before: str = "202401"
     """``LinkedIn-Version`` values older than this (YYYYMM) are sunset: HTTP 426."""
+    linkedin_refuse_duplicates: bool = True
+    """Refuse a post whose commentary and content repeat a live post of the same author
+    with 422 "Content is a duplicate of urn:li:share:N", as LinkedIn does."""
     youtube_daily_uploads: int = 100
     """``videos.insert`` calls per channel per Pacific day before ``quotaExceeded``."""
     youtube_channel_uploads: int | None = None
@@ -141,6 +131,8 @@ class SimConfig:
                 raise TypeError(f"{name} must be an integer")
         if not isinstance(self.linkedin_sunset_before, str):
             raise TypeError("linkedin_sunset_before must be a string")
+        if not isinstance(self.linkedin_refuse_duplicates, bool):
+            raise TypeError("linkedin_refuse_duplicates must be true or false")
         if not isinstance(self.faults, tuple):
             raise TypeError("faults must be a tuple of kind names")
 
@@ -160,15 +152,6 @@ class SimConfig:
         data = asdict(self)
         data["faults"] = list(self.faults)
         return data
-
-
-def parse_faults(value: Any) -> tuple[str, ...]:
-    """Fault kinds from a list or a comma-separated string."""
-    if isinstance(value, str):
-        return tuple(k.strip() for k in value.split(",") if k.strip())
-    if isinstance(value, list | tuple) and all(isinstance(k, str) for k in value):
-        return tuple(value)
-    raise ValueError("faults must be a list of kind names or a comma-separated string")
 
 
 DedupKey = tuple[str, str, str | None, str | None, str | None]
@@ -236,6 +219,10 @@ class SimState:
     total_calls: int = 0
     media: dict[str, MediaObject] = field(default_factory=dict)
     token_refreshes: Counter[str] = field(default_factory=Counter)
+    duplicates_refused: int = 0
+    """Posts refused because they repeated a live one (LinkedIn's duplicate rule)."""
+    expired_tokens: set[str] = field(default_factory=set)
+    """Tokens the ``upload_token_expired`` fault expired: refused from then on."""
     on_reset: list[Callable[[], None]] = field(default_factory=list)
     """Platform modules' own stores, cleared with everything else by :meth:`reset`."""
     closing: asyncio.Event = field(default_factory=asyncio.Event)
@@ -271,6 +258,8 @@ class SimState:
         self.total_calls = 0
         self.media.clear()
         self.token_refreshes.clear()
+        self.duplicates_refused = 0
+        self.expired_tokens.clear()
         for clear in self.on_reset:
             clear()
         self._reseed()
@@ -376,8 +365,24 @@ class SimState:
         return {
             "accepted": len(self.records),
             "duplicates": self.duplicates,
+            "duplicates_refused": self.duplicates_refused,
             "by_platform": dict(self.by_platform),
             "faults_injected": dict(self.faults_injected),
             "calls": self.total_calls,
             "token_refreshes": dict(self.token_refreshes),
         }
+
+
+__all__ = [
+    "AFTER_CREATE_FAULTS",
+    "DEFAULT_FAULTS",
+    "FAULT_HELP",
+    "FAULT_KINDS",
+    "GENERIC_FAULTS",
+    "META_FAULTS",
+    "MediaObject",
+    "PostRecord",
+    "SimConfig",
+    "SimState",
+    "parse_faults",
+]

@@ -7,13 +7,15 @@ which refuses prepared statements.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote, unquote_plus
 
 import asyncpg
 
-from publisher.errors import StoreError
+from publisher.errors import ConfigError, StoreError
 from publisher.store.contract import FUNCTIONS
 
 # The connection, not the statement, failed: a dropped backend (pg_terminate_backend,
@@ -22,6 +24,16 @@ _CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresConnectionError,
                       asyncpg.exceptions.InterfaceError, asyncpg.CannotConnectNowError,
                       asyncpg.exceptions.InternalClientError,
                       asyncpg.exceptions.OperatorInterventionError)
+
+
+# What asyncpg raises for a URL it cannot use (a port out of range, an unknown sslmode)
+# or credentials the server refuses (wrong password, unknown role or database): a setting
+# to fix, not an outage to wait out. (A missing socket or certificate file is an OSError
+# like any unreachable server: exit 1.)
+_SETTING_ERRORS = (ValueError, OverflowError,
+                   asyncpg.exceptions.ClientConfigurationError,
+                   asyncpg.InvalidAuthorizationSpecificationError,
+                   asyncpg.InvalidCatalogNameError)
 
 
 def _statement(function: str) -> str:
@@ -54,10 +66,15 @@ class PostgresTransport:
         self._listener: Any = None
 
     @classmethod
-    async def connect(cls, url: str, *, max_size: int = 4) -> PostgresTransport:
+    async def connect(cls, url: str, *, max_size: int = 4,
+                      setting: str = "DATABASE_URL") -> PostgresTransport:
         try:
             pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size,
                                              statement_cache_size=0, command_timeout=60)
+        except _SETTING_ERRORS as exc:
+            # The URL or its credentials, not the network: retrying cannot help (exit 2).
+            raise ConfigError(f"{setting} was refused: {type(exc).__name__}: "
+                              f"{_without_secrets(str(exc), url)}") from None
         except (*_CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
             raise StoreError(f"cannot connect to Postgres: {type(exc).__name__}: "
                              f"{_without_secrets(str(exc), url)}") from None
@@ -114,5 +131,18 @@ class PostgresTransport:
 
 
 def _without_secrets(message: str, url: str) -> str:
-    """asyncpg messages can echo the DSN; never let its password through."""
-    return message.replace(url, "<DATABASE_URL>")
+    """asyncpg messages can echo the DSN or a part of it; never let its password through,
+    raw or percent-decoded. One line, so the CLI prints one line."""
+    message = message.replace(url, "<DATABASE_URL>")
+    for secret in _passwords(url):
+        message = message.replace(secret, "***")
+    return " ".join(message.split())
+
+
+def _passwords(url: str) -> set[str]:
+    netloc = re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0]
+    userinfo = netloc.rpartition("@")[0]
+    found = {userinfo.partition(":")[2]} if ":" in userinfo else set()
+    found |= set(re.findall(r"[?&]password=([^&#]*)", url))
+    return {variant for raw in found if raw
+            for variant in (raw, unquote(raw), unquote_plus(raw)) if variant}

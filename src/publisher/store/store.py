@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +15,8 @@ from publisher.settings import Settings
 from publisher.store.transport import Transport
 
 ACCOUNT_CACHE_MAX = 20_000  # accounts whose Account is kept between claims
+
+log = logging.getLogger("publisher.store")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -78,7 +83,25 @@ class Store:
 
     async def _call(self, function: str, **params: Any) -> Any:
         self.statements += 1
-        return await self._transport.call(function, params)
+        if not log.isEnabledFor(logging.DEBUG):
+            return await self._transport.call(function, params)
+        # DEBUG: one line per statement: the function, how long it took, the items sent in
+        # lists and the rows that came back; for claims, the posts per platform. No values.
+        started = time.perf_counter()
+        result = await self._transport.call(function, params)
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        sent = sum(len(v) for v in params.values() if isinstance(v, list))
+        rows = len(result) if isinstance(result, list) else None
+        claimed = (dict(Counter(str(row.get("platform")) for row in result
+                                if isinstance(row, dict)))
+                   if isinstance(result, list) and function.startswith("claim") else None)
+        log.debug("store %s in %.1f ms: %d items sent%s%s", function, elapsed_ms, sent,
+                  "" if rows is None else f", {rows} rows back",
+                  f", claimed per platform {claimed}" if claimed else "",
+                  extra={"fields": {"event": "store_call", "function": function,
+                                    "ms": elapsed_ms, "items_sent": sent, "rows": rows,
+                                    **({"claimed": claimed} if claimed is not None else {})}})
+        return result
 
     async def prepare(self, max_delay_hours: float, platforms: Sequence[str]) -> dict[str, int]:
         counts = await self._call("prepare_due_posts", p_max_delay_hours=max_delay_hours,
@@ -89,7 +112,13 @@ class Store:
         rows = await self._call("list_unresolved_schedules", p_limit=limit)
         return list(rows)
 
-    async def apply_resolved_schedules(self, items: Sequence[Mapping[str, Any]]) -> int:
+    async def apply_resolved_schedules(self, items: Sequence[Mapping[str, Any]], *,
+                                       max_delay_hours: float | None = None) -> int:
+        """Writes {"id", "scheduled_at"} or {"id", "error"} items; with max_delay_hours, a
+        post whose instant is already that far past is expired in the same statement."""
+        if max_delay_hours is not None:
+            items = [{**item, "max_delay_hours": max_delay_hours} if "scheduled_at" in item
+                     else item for item in items]
         return int(await self._call("apply_resolved_schedules", p_items=list(items)))
 
     async def claim(self, worker: str, limits: Mapping[str, int],
@@ -99,7 +128,13 @@ class Store:
         if len(self._accounts) > ACCOUNT_CACHE_MAX:
             self._accounts.clear()
         accounts = self._accounts
-        return [ClaimedPost.from_row(row, accounts) for row in rows]
+        # from_row never raises: an odd row becomes a post that fails with its reason. Only
+        # a row that is not an object (no id to fence a write with) is left to its lease.
+        posts = [ClaimedPost.from_row(row, accounts) for row in rows if isinstance(row, dict)]
+        if len(posts) != len(rows):
+            log.error("claim_due_posts returned %d rows that are not objects; left to their "
+                      "lease", len(rows) - len(posts))
+        return posts
 
     async def claim_for_review(self, worker: str, platforms: Sequence[str], *, limit: int,
                                max_checks: int, every_seconds: float,
@@ -107,7 +142,11 @@ class Store:
         rows = await self._call("claim_for_review", p_worker=worker, p_platforms=list(platforms),
                                 p_limit=limit, p_max_checks=max_checks,
                                 p_every_seconds=every_seconds, p_lease_seconds=lease_seconds)
-        return [ClaimedPost.from_row(row) for row in rows]
+        posts = [ClaimedPost.from_row(row) for row in rows if isinstance(row, dict)]
+        if len(posts) != len(rows):
+            log.error("claim_for_review returned %d rows that are not objects; left to their "
+                      "lease", len(rows) - len(posts))
+        return posts
 
     async def sync(self, worker: str, sending: Sequence[tuple[int, int]],
                    outcomes: Sequence[OutcomeRow]) -> SyncResult:
@@ -156,13 +195,15 @@ class Store:
                               display_name: str | None, user_id: str | None,
                               access_token_encrypted: str,
                               refresh_token_encrypted: str | None,
-                              token_expires_at: datetime | None) -> str:
+                              token_expires_at: datetime | None,
+                              login_type: str | None = None) -> str:
+        """login_type: Instagram's 'facebook' or 'instagram' (None keeps the stored one)."""
         return str(await self._call(
             "connect_account", p_platform=platform, p_external_id=external_id,
             p_display_name=display_name, p_user_id=user_id,
             p_access_token_encrypted=access_token_encrypted,
             p_refresh_token_encrypted=refresh_token_encrypted,
-            p_token_expires_at=token_expires_at))
+            p_token_expires_at=token_expires_at, p_login_type=login_type))
 
     async def lock_account_refresh(self, account_id: str, worker: str,
                                    seconds: float) -> tuple[bool, Account | None]:
@@ -193,6 +234,74 @@ class Store:
 
     async def close(self) -> None:
         await self._transport.close()
+
+    async def sample_sealed_tokens(self, limit: int) -> list[str]:
+        """Up to `limit` sealed access tokens of active accounts with due posts, spread
+        over the key ids they name (for publisher.keycheck; read-only)."""
+        return [str(t) for t in await self._call("sample_sealed_tokens", p_limit=limit)]
+
+    # publisher.reseal: a page of stored tokens, and a fenced batch of re-sealed ones.
+    async def list_account_tokens(self, after: str | None, limit: int, *,
+                                  access_column: str | None,
+                                  refresh_column: str | None) -> dict[str, Any]:
+        return dict(await self._call("list_account_tokens", p_after=after, p_limit=limit,
+                                     p_access_column=access_column,
+                                     p_refresh_column=refresh_column))
+
+    async def reseal_account_tokens(self, items: Sequence[Mapping[str, Any]], *,
+                                    access_column: str | None,
+                                    refresh_column: str | None) -> dict[str, Any]:
+        return dict(await self._call("reseal_account_tokens", p_items=list(items),
+                                     p_access_column=access_column,
+                                     p_refresh_column=refresh_column))
+
+
+    # Review and recovery (publisher.recovery): post ids as text, cast in SQL; each answers
+    # {"changed", "unchanged", "refused"} (see 20261207001000_recovery.sql).
+    async def list_review_posts(self, ids: Sequence[str] | None, *, platform: str | None,
+                                limit: int) -> dict[str, Any]:
+        return dict(await self._call("list_review_posts",
+                                     p_ids=None if ids is None else list(ids),
+                                     p_platform=platform, p_limit=limit))
+
+    async def requeue_posts(self, ids: Sequence[str], *, from_states: Sequence[str] | None,
+                            operator: str | None, note: str | None) -> dict[str, Any]:
+        return dict(await self._call(
+            "requeue_posts", p_ids=list(ids),
+            p_from=None if from_states is None else list(from_states),
+            p_operator=operator, p_note=note))
+
+    async def cancel_posts(self, ids: Sequence[str], *, operator: str | None,
+                           note: str | None) -> dict[str, Any]:
+        return dict(await self._call("cancel_posts", p_ids=list(ids), p_operator=operator,
+                                     p_note=note))
+
+    async def mark_published(self, post_id: str, *, platform_post_id: str | None,
+                             platform_url: str | None, operator: str | None,
+                             note: str | None) -> dict[str, Any]:
+        return dict(await self._call("mark_published", p_id=post_id,
+                                     p_platform_post_id=platform_post_id,
+                                     p_platform_url=platform_url, p_operator=operator,
+                                     p_note=note))
+
+    async def retry_failed_posts(self, *, reason: str, since: datetime, platform: str | None,
+                                 dry_run: bool, operator: str | None) -> dict[str, Any]:
+        return dict(await self._call("retry_failed_posts", p_reason=reason, p_since=since,
+                                     p_platform=platform, p_dry_run=dry_run,
+                                     p_operator=operator))
+
+    # Monitoring (publisher.status): KPIs over windows of hours, and the alarms' facts.
+    async def kpis(self, hours: Sequence[float]) -> dict[str, Any]:
+        return dict(await self._call("publisher_kpis", p_hours=[float(h) for h in hours]))
+
+    async def alarms(self, *, silent_minutes: float, overdue_minutes: float,
+                     review_hours: float, failure_rate_percent: float,
+                     failure_min_posts: int) -> dict[str, Any]:
+        return dict(await self._call(
+            "publisher_alarms", p_silent_minutes=silent_minutes,
+            p_overdue_minutes=overdue_minutes, p_review_hours=review_hours,
+            p_failure_rate_percent=failure_rate_percent,
+            p_failure_min_posts=failure_min_posts))
 
 
 async def database_url(settings: Settings) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from publisher.errors import StoreError
+from publisher.errors import ConfigError, StoreError
 from publisher.store.contract import FUNCTIONS
 
 
@@ -20,10 +20,31 @@ def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+# Refusals that name a setting, not an outage: PostgREST's JWT errors, the gateway's
+# "Invalid API key", permission denied (a key of another role).
+_KEY_CODES = frozenset({"PGRST301", "PGRST302", "42501", "401"})
+
+
+def _refused_setting(exc: Exception) -> str | None:
+    """The setting a failed call points at, when it is one; None for anything else."""
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        return "SUPABASE_URL"
+    if isinstance(exc, httpx.LocalProtocolError):  # e.g. a header value httpx refuses
+        return "SUPABASE_SERVICE_ROLE_KEY"
+    code = getattr(exc, "code", None)
+    message = str(getattr(exc, "message", "") or "")
+    if code in _KEY_CODES or "Invalid API key" in message:
+        return "SUPABASE_SERVICE_ROLE_KEY"
+    return None
+
+
 class SupabaseTransport:
     def __init__(self, client: Any, http: httpx.AsyncClient | None = None) -> None:
         self._client = client
         self._http = http
+        # Until the first answer, a refused URL or key is a settings error (exit 2): the
+        # first call is the start-up key check, before anything is claimed.
+        self._answered = False
 
     @classmethod
     async def connect(cls, url: str, service_role_key: str, *,
@@ -37,7 +58,13 @@ class SupabaseTransport:
                                           options=AsyncClientOptions(httpx_client=http))
         except Exception as exc:  # supabase-py raises plain exceptions for bad URLs/keys
             await http.aclose()
-            raise StoreError(f"cannot create the Supabase client: {type(exc).__name__}") from None
+            # Nothing is sent yet: only the URL or the key can be at fault.
+            said = " ".join(str(getattr(exc, "message", "") or exc).split())
+            if service_role_key:
+                said = said.replace(service_role_key, "***")
+            raise ConfigError(f"SUPABASE_URL or SUPABASE_SERVICE_ROLE_KEY was refused by the "
+                              f"Supabase client: {type(exc).__name__}: {said[:200]}".rstrip(": ")
+                              ) from None
         return cls(client, http)
 
     async def call(self, function: str, params: Mapping[str, Any]) -> Any:
@@ -46,8 +73,13 @@ class SupabaseTransport:
         try:
             response = await self._client.rpc(function, body).execute()
         except Exception as exc:  # postgrest APIError, httpx transport errors
-            raise StoreError(f"{function} failed through Supabase: {type(exc).__name__}: "
-                             f"{getattr(exc, 'message', '') or ''}".rstrip(": ")) from exc
+            detail = f"{type(exc).__name__}: {getattr(exc, 'message', '') or ''}".rstrip(": ")
+            setting = None if self._answered else _refused_setting(exc)
+            if setting:
+                raise ConfigError(f"{setting} was refused: {function} through Supabase "
+                                  f"failed with {detail}") from None
+            raise StoreError(f"{function} failed through Supabase: {detail}") from exc
+        self._answered = True
         return response.data
 
     async def close(self) -> None:

@@ -1,0 +1,1 @@
+"""What the simulated Facebook and Instagram share (graph.py): Graph errors, tokens, paging."""
