@@ -127,7 +127,8 @@ def test_from_row_never_raises(changes: dict[str, Any]) -> None:
                  id="account"),
     pytest.param({"post_type": 4}, "post_type must be text", id="post-type"),
     pytest.param({"platform": 3}, "platform must be text", id="platform"),
-    pytest.param({"id": "x"}, "no readable id", id="id"),
+    pytest.param({"id": None}, "no readable id", id="id"),
+    pytest.param({"id": 1.5}, "no readable id", id="id-float"),
 ])
 def test_unreadable_fields_are_named(changes: dict[str, Any], expected: str) -> None:
     reason = problem_of(**changes)

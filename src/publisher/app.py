@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,12 +13,14 @@ from pathlib import Path
 
 import httpx
 
+from publisher import webhooks
 from publisher.crypto import TokenCipher, generate_key, parse_key
-from publisher.errors import ConfigError
+from publisher.errors import ConfigError, StoreError
 from publisher.http_transport import AiohttpTransport
 from publisher.keycheck import check_key
 from publisher.metrics import NO_METRICS, Metrics, served
 from publisher.platforms import build_adapters
+from publisher.preflight import WORKER_EVERY_SECONDS, WORKER_SECONDS, Preflight
 from publisher.run import Publisher
 from publisher.settings import Settings
 from publisher.store import Store, open_store
@@ -103,6 +106,9 @@ class Runtime:
         return Publisher(self.settings, self.store, self.client, build_adapters(), self.cipher,
                          metrics=metrics)
 
+    def preflight(self) -> Preflight:
+        return Preflight(self.settings, self.store, self.client, build_adapters(), self.cipher)
+
 
 @asynccontextmanager
 async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
@@ -129,24 +135,56 @@ async def run_once(settings: Settings, stop: asyncio.Event | None = None) -> Run
     async with runtime(settings) as rt:
         publisher = rt.publisher()
         summary = await publisher.run(stop)
+        await look_ahead(rt, summary, stop)
         await finish_run(rt.store, summary)
+        await webhooks.deliver_after_run(settings, rt.store, summary, stop)
         return summary
+
+
+async def look_ahead(rt: Runtime, summary: RunSummary, stop: asyncio.Event | None, *,
+                     within: float | None = None) -> None:
+    """Preflight (publisher.preflight) after the run's publishing work, with what is left of
+    its deadline (and at most `within` seconds): it never holds a slot a due post could
+    use. Skipped when off, stopping, or when the database already failed; an error here only
+    costs the look-ahead."""
+    if (not rt.settings.preflight.on or summary.database_failed
+            or (stop is not None and stop.is_set())):
+        return
+    deadline = summary.started_clock + rt.settings.run_deadline_seconds
+    if within is not None:
+        deadline = min(deadline, time.monotonic() + within)
+    if deadline <= time.monotonic():
+        return  # the run used its whole deadline: a quieter run looks ahead
+    try:
+        report = await rt.preflight().run(deadline=deadline)
+    except StoreError as exc:
+        log.warning("preflight skipped: %s", exc)
+        return
+    except Exception:  # a look-ahead's bug must not cost the run its summary
+        log.exception("preflight failed")
+        return
+    summary.housekeeping.update(report.counts())
 
 
 async def work_forever(settings: Settings, stop: asyncio.Event) -> None:
     """`publisher worker`: run after run until stopped. Between runs with nothing due it
     waits for a NOTIFY from the database (direct connections) or polls. Serves its metrics
     when METRICS_PORT is set (bound first: a port in use stops it before any database work)."""
-    async with served(settings) as metrics, runtime(settings) as rt:
+    async with served(settings) as metrics, runtime(settings) as rt, \
+            webhooks.delivering_in_background(settings, rt.store):
         wake = asyncio.Event()
         listening = await rt.store.listen_for_due_posts(wake.set)
         idle_wait = settings.worker_poll_seconds * (10 if listening else 1)
         log.info("worker started", extra={"fields": {
             "event": "worker_started", "worker_id": settings.worker_id, "listening": listening}})
+        looked_ahead = -WORKER_EVERY_SECONDS
         while not stop.is_set():
             wake.clear()
             summary = await rt.publisher(metrics).run(stop)
             metrics.run_finished()
+            if time.monotonic() - looked_ahead >= WORKER_EVERY_SECONDS:
+                looked_ahead = time.monotonic()
+                await look_ahead(rt, summary, stop, within=WORKER_SECONDS)
             if summary.claimed or any(summary.housekeeping.values()):
                 await finish_run(rt.store, summary)
             if summary.database_failed:

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 
 from publisher.errors import StoreError
+from publisher.models import PostId
 from publisher.store import Store
 from publisher.store.store import OutcomeRow
 
@@ -42,20 +43,20 @@ class PostWriter:
         # Outcomes wait for nobody, so they go in larger batches.
         self._max_stamps = max_stamps
         self._max_outcomes = max_outcomes
-        self._sending: dict[int, tuple[int, asyncio.Future[bool]]] = {}
+        self._sending: dict[PostId, tuple[int, asyncio.Future[bool]]] = {}
         # (row, failed tries so far, loop time before which it is not tried again)
         self._outcomes: list[tuple[OutcomeRow, int, float]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._due = float("inf")
         self._flushing: asyncio.Task[None] | None = None
-        self.lost: list[int] = []              # fenced out: the claim was no longer ours
+        self.lost: list[PostId] = []           # fenced out: the claim was no longer ours
         self.unwritten: list[OutcomeRow] = []  # the database refused or was unreachable
 
     def sending_wait(self) -> float:
         """How long a stamp may wait for others to share its statement."""
         return min(self._max_wait, self._min_wait + self._wait_per_post * self._in_flight())
 
-    async def begin_sending(self, post_id: int, attempt: int) -> bool:
+    async def begin_sending(self, post_id: PostId, attempt: int) -> bool:
         """True when the claim still holds and "sending" is now stamped on the post."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._sending[post_id] = (attempt, future)
@@ -125,8 +126,8 @@ class PostWriter:
         return True
 
     @staticmethod
-    def _answer(sending: dict[int, tuple[int, asyncio.Future[bool]]],
-                marked: frozenset[int]) -> None:
+    def _answer(sending: dict[PostId, tuple[int, asyncio.Future[bool]]],
+                marked: frozenset[PostId]) -> None:
         for post_id, (_, future) in sending.items():
             if not future.done():
                 future.set_result(post_id in marked)

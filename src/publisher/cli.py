@@ -1,5 +1,5 @@
-"""Command line: publisher run | worker | demo | migrate | status | doctor | connect-account |
-keygen | tokens reseal | review | posts requeue|cancel|retry-failed."""
+"""Command line: publisher run | worker | demo | migrate | status | check | doctor |
+connect-account | keygen | tokens reseal | review | posts requeue|cancel|retry-failed."""
 
 from __future__ import annotations
 
@@ -52,6 +52,15 @@ def _parser() -> argparse.ArgumentParser:
                         help="for monitors: one line per problem and exit 1, or one 'ok: ...' "
                              "line and exit 0 (thresholds: ALERT_* settings)")
     status.add_argument("--json", action="store_true", help="JSON, for machines")
+
+    check = sub.add_parser("check", help="preflight now: the posts due within PREFLIGHT_HOURS "
+                                         "(changed or not) or the posts named, and their "
+                                         "accounts' tokens; problems are written onto the "
+                                         "posts; exit 1 when there are any")
+    check.add_argument("--post", action="append", metavar="ID", dest="posts",
+                       help="check this post (draft, scheduled or retrying; whenever due); "
+                            "repeat for more")
+    check.add_argument("--json", action="store_true", help="the report as JSON")
 
     doctor = sub.add_parser("doctor", help="read-only: what the migrations would change and what "
                                            "the first run would do; exit 1 when something must "
@@ -181,6 +190,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         return await status_command(settings, check=args.check, as_json=args.json,
                                     out=sys.stdout)
+    if args.command == "check":
+        from publisher.preflight import check_command
+
+        return await check_command(settings, args.posts, as_json=args.json, out=sys.stdout)
     if args.command == "connect-account":
         return await _connect(settings, args)
     if args.command == "tokens":

@@ -15,7 +15,7 @@ API_ROLES = ("anon", "authenticated", "service_role")
 END_USERS = ("anon", "authenticated")
 # Tables end users may be granted (with owner policies) when we create them; the rest are
 # the publisher's own bookkeeping.
-USER_FACING = ("created_content", "social_accounts", "publish_attempts")
+USER_FACING = ("created_content", "social_accounts", "publish_attempts", "publisher_events")
 TOKEN_COLUMNS = ("access_token_encrypted", "refresh_token_encrypted")
 _PRIVILEGES = "array['SELECT','INSERT','UPDATE','DELETE','TRUNCATE','REFERENCES','TRIGGER']"
 

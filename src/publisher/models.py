@@ -9,6 +9,10 @@ from typing import Any
 
 from dateutil.parser import isoparse
 
+# A post's id as the database holds it: int where created_content.id is bigint, str where it
+# is uuid (the product's own table). Only compared, hashed and sent back, never computed on.
+PostId = int | str
+
 
 def _optional_time(value: Any) -> datetime | None:
     if not isinstance(value, str):
@@ -31,6 +35,13 @@ def _whole(value: Any, default: int) -> int:
         return int(str(value))
     except ValueError:
         return default
+
+
+def _post_id(value: Any) -> PostId | None:
+    """A post id from a claim's json: a number (bigint ids) or a string (uuid ids)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return value if isinstance(value, str) and value else None
 
 
 def _text(value: Any, column: str, unread: dict[str, Any]) -> str | None:
@@ -85,7 +96,7 @@ class Account:
 class ClaimedPost:
     """A post this worker holds a claim on (id + attempt fence every write)."""
 
-    id: int
+    id: PostId
     attempt: int
     max_attempts: int
     platform: str
@@ -140,11 +151,11 @@ class ClaimedPost:
         account = get("account")
         state = get("publish_state")
         last_error = get("last_error")
-        post_id, attempt = _whole(get("id"), -1), _whole(get("attempt"), -1)
-        if post_id < 0 or attempt < 0:  # no write can be fenced: it will be logged as lost
-            unread["id"] = get("id") if post_id < 0 else get("attempt")
+        post_id, attempt = _post_id(get("id")), _whole(get("attempt"), -1)
+        if post_id is None or attempt < 0:  # no write can be fenced: it will be logged as lost
+            unread["id"] = get("id") if post_id is None else get("attempt")
         return cls(
-            id=post_id,
+            id=-1 if post_id is None else post_id,
             attempt=attempt,
             max_attempts=_whole(get("max_attempts"), 5),
             platform=platform,

@@ -256,20 +256,11 @@ class Publisher:
     async def _publish(self, post: ClaimedPost, begin_sending: BeginSending, *,
                        review: bool = False) -> Outcome:
         adapter = self._adapters.get(post.platform)
-        if adapter is None:
-            return Outcome.failed(f"unknown platform {post.platform[:40]!r}")
-        # What no platform takes (unreadable fields, media URLs) fails before anything else.
-        invalid = post_rules.problem(post, self._media_hosts)
-        if invalid is not None:
-            return Outcome.failed(invalid)
-        problem = self._account_problem(post)
-        if problem is not None:
-            return problem
+        stopped = await publish_problem(post, adapter, self._media_hosts, self._account_problem)
+        if stopped is not None:
+            return stopped
+        assert adapter is not None
         assert post.account is not None
-        invalid = adapter.validate(post) or await post_rules.address_problem(
-            post, self._media_hosts)
-        if invalid is not None:
-            return Outcome.failed(invalid)
         token = await self._tokens.access_token(post.account)
         if isinstance(token, Outcome):
             return token
@@ -302,19 +293,10 @@ class Publisher:
                 and not self._stopping.is_set())
 
     def _account_problem(self, post: ClaimedPost) -> Outcome | None:
+        problem = account_problem(post, self._dead_accounts)
+        if problem is not None or post.account is None:
+            return problem
         account = post.account
-        if account is None:
-            return Outcome.failed("the post has no connected account (account_id is empty or "
-                                  "the account was deleted)")
-        if account.platform != post.platform:
-            return Outcome.failed(f"the post is for {post.platform} but its account is a "
-                                  f"{account.platform} account")
-        if account.id in self._dead_accounts:
-            return Outcome.failed(f"account needs re-authorization: "
-                                  f"{self._dead_accounts[account.id]}")
-        if account.status != "active":
-            why = f": {account.status_reason}" if account.status_reason else ""
-            return Outcome.failed(f"the account is {account.status}{why}")
         for pauses, key, what in ((self._paused_platforms, post.platform, "platform"),
                                   (self._paused_accounts, account.id, "account")):
             held = self._held(pauses, key)
@@ -478,6 +460,45 @@ class Publisher:
         failed = sum(1 for item in items if "error" in item)
         self._count_housekeeping({"schedules_resolved": len(items) - failed,
                                   "schedules_failed": failed})
+
+
+async def publish_problem(post: ClaimedPost, adapter: PlatformAdapter | None,
+                          media_hosts: frozenset[str],
+                          account_check: Callable[[ClaimedPost], Outcome | None]
+                          ) -> Outcome | None:
+    """What stops a post before any platform call, in the order a publish checks it (and
+    publisher.preflight, a day ahead, with the same checks): what no platform takes
+    (unreadable fields, media URLs), then its account (account_check), then the adapter's
+    own rules and the media hosts' addresses. None: the post may be sent."""
+    if adapter is None:
+        return Outcome.failed(f"unknown platform {post.platform[:40]!r}")
+    invalid = post_rules.problem(post, media_hosts)
+    if invalid is not None:
+        return Outcome.failed(invalid)
+    problem = account_check(post)
+    if problem is not None:
+        return problem
+    invalid = adapter.validate(post) or await post_rules.address_problem(post, media_hosts)
+    return None if invalid is None else Outcome.failed(invalid)
+
+
+def account_problem(post: ClaimedPost,
+                    dead_accounts: Mapping[str, str] | None = None) -> Outcome | None:
+    """What is wrong with the post's account as it was read: none, another platform's,
+    refused in this run (dead_accounts: id -> reason), or not active."""
+    account = post.account
+    if account is None:
+        return Outcome.failed("the post has no connected account (account_id is empty or "
+                              "the account was deleted)")
+    if account.platform != post.platform:
+        return Outcome.failed(f"the post is for {post.platform} but its account is a "
+                              f"{account.platform} account")
+    if dead_accounts and account.id in dead_accounts:
+        return Outcome.failed(f"account needs re-authorization: {dead_accounts[account.id]}")
+    if account.status != "active":
+        why = f": {account.status_reason}" if account.status_reason else ""
+        return Outcome.failed(f"the account is {account.status}{why}")
+    return None
 
 
 async def _wait_any(event: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:

@@ -80,6 +80,35 @@ class ReviewSettings:
     requeue_platforms: frozenset[str] = frozenset({"linkedin"})
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PreflightSettings:
+    """Looking ahead at posts due soon (publisher.preflight; PREFLIGHT_* variables)."""
+
+    hours: float = 24.0         # posts due within this many hours are checked; 0: off
+    budget: int = 200           # posts checked per run at most
+    token_checks: int = 20      # accounts whose token is checked per run at most
+
+    @property
+    def on(self) -> bool:
+        return self.hours > 0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WebhookSettings:
+    """Signed notifications to an operator's endpoint (publisher.webhooks; WEBHOOK_*)."""
+
+    url: str | None = None          # None: events stay in publisher_events, nothing is sent
+    secret: bytes = b""             # WEBHOOK_SECRET: the bytes after whsec_, base64-decoded
+    timeout_seconds: float = 10.0   # one delivery attempt's request
+
+    def __repr__(self) -> str:
+        # The URL's path and query may carry a token of the receiver's: scheme and host only.
+        shown = None if self.url is None else "{0.scheme}://{0.netloc}/...".format(
+            urlsplit(self.url))
+        return (f"WebhookSettings(url={shown!r}, secret={'***' if self.secret else ''!r}, "
+                f"timeout_seconds={self.timeout_seconds!r})")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     supabase_url: str | None = None
@@ -108,8 +137,10 @@ class Settings:
     log_level: str = "INFO"
     alerts: AlertSettings = field(default_factory=AlertSettings)
     review: ReviewSettings = field(default_factory=ReviewSettings)
+    preflight: PreflightSettings = field(default_factory=PreflightSettings)
     metrics_port: int | None = None  # `publisher worker` serves /metrics here when set
     metrics_host: str = "127.0.0.1"
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     def __repr__(self) -> str:
         shown = []
@@ -390,6 +421,16 @@ def _review(env: Mapping[str, str]) -> ReviewSettings:
                           settle_minutes=settle, requeue_platforms=requeue)
 
 
+def _preflight(env: Mapping[str, str]) -> PreflightSettings:
+    default = PreflightSettings()
+    return PreflightSettings(
+        hours=_number(env, "PREFLIGHT_HOURS", default.hours, low=0, high=30 * 24),
+        budget=_integer(env, "PREFLIGHT_BUDGET", default.budget, low=1, high=100_000),
+        token_checks=_integer(env, "PREFLIGHT_TOKEN_CHECKS", default.token_checks, low=0,
+                              high=100_000),
+    )
+
+
 def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
     value = _text(env, name)
     if value is None:
@@ -476,8 +517,10 @@ def _read(env: Mapping[str, str]) -> Settings:
         log_level=log_level,
         alerts=_alerts(env),
         review=_review(env),
+        preflight=_preflight(env),
         metrics_port=_metrics_port(env),
         metrics_host=_metrics_host(env),
+        webhooks=_webhooks(env),
     )
     if worker := _worker_id(env):
         settings = replace(settings, worker_id=worker)
@@ -502,6 +545,49 @@ def _metrics_host(env: Mapping[str, str]) -> str:
         raise ConfigError(f"METRICS_HOST must be an IP address or host name, such as "
                           f"127.0.0.1 or 0.0.0.0, got {_shown(value)}")
     return value
+
+
+_HOW_TO_SIGN = ("make one with: echo \"whsec_$(openssl rand -base64 32)\" "
+                "(Standard Webhooks: whsec_ and base64 of 24 to 64 random bytes)")
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def _webhooks(env: Mapping[str, str]) -> WebhookSettings:
+    """WEBHOOK_URL (https; http only to this machine), WEBHOOK_SECRET (required with a URL),
+    WEBHOOK_TIMEOUT_SECONDS. Neither value is ever shown: both may be secrets."""
+    url = _text(env, "WEBHOOK_URL")
+    raw_secret = _text(env, "WEBHOOK_SECRET")
+    secret = b"" if raw_secret is None else webhook_secret(raw_secret)
+    if url is not None:
+        problem = _http_url_problem(url.split("?", 1)[0])
+        if problem:
+            raise ConfigError(f"WEBHOOK_URL {problem} (value not shown)")
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "https" and parts.hostname not in _LOCAL_HOSTS:
+            raise ConfigError("WEBHOOK_URL must be an https URL (http only to localhost): "
+                              "the events name the users' posts (value not shown)")
+        if not secret:
+            raise ConfigError(f"WEBHOOK_SECRET is missing: webhooks to WEBHOOK_URL are "
+                              f"signed with it; {_HOW_TO_SIGN}")
+    timeout = _number(env, "WEBHOOK_TIMEOUT_SECONDS", WebhookSettings().timeout_seconds,
+                      low=0.5, high=120)
+    return WebhookSettings(url=url, secret=secret, timeout_seconds=timeout)
+
+
+def webhook_secret(value: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret: whsec_ + base64 (padding optional)."""
+    prefix, _, encoded = value.strip().partition("whsec_")
+    if prefix or not encoded:
+        raise ConfigError(f"WEBHOOK_SECRET must start with whsec_ (value not shown); "
+                          f"{_HOW_TO_SIGN}")
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (ValueError, binascii.Error):
+        raise ConfigError(f"WEBHOOK_SECRET is not whsec_ followed by base64 (value not "
+                          f"shown); {_HOW_TO_SIGN}") from None
+    if not 24 <= len(key) <= 64:
+        raise ConfigError(f"WEBHOOK_SECRET holds {len(key)} bytes; {_HOW_TO_SIGN}")
+    return key
 
 
 SIMULATOR_INSTAGRAM_GRAPH = "/_ig"

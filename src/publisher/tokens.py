@@ -79,6 +79,10 @@ class TokenManager:
             self._fresh[account.id] = await self._refresh(account, refresher, refused=refused)
         return self._fresh[account.id]
 
+    def can_refresh(self, account: Account) -> bool:
+        """Whether a refused token of this account can be renewed (renew) at all."""
+        return self._refresher(account) is not None
+
     def _refresher(self, account: Account) -> TokenRefresher | None:
         adapter = self._adapters.get(account.platform)
         if not hasattr(adapter, "refresh_token"):

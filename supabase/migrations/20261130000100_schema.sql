@@ -79,8 +79,10 @@ alter table public.social_accounts add column if not exists token_expires_at tim
 alter table public.social_accounts add column if not exists status text not null default 'active';
 alter table public.social_accounts add column if not exists status_reason text;
 alter table public.social_accounts add column if not exists paused_until timestamptz;
-alter table public.social_accounts add column if not exists created_at timestamptz not null default now();
-alter table public.social_accounts add column if not exists updated_at timestamptz not null default now();
+alter table public.social_accounts
+  add column if not exists created_at timestamptz not null default now();
+alter table public.social_accounts
+  add column if not exists updated_at timestamptz not null default now();
 -- connect_account upserts on (platform, external_id): a unique index on them, unless the
 -- product's table has one already.
 do $$
@@ -143,21 +145,24 @@ create table if not exists public.created_content (
 -- rewrites the table once (under an exclusive lock: on a large table, at a quiet time).
 alter table public.created_content add column if not exists user_id uuid;
 alter table public.created_content
-  add column if not exists account_id uuid references public.social_accounts (id) on delete set null;
+  add column if not exists account_id uuid
+    references public.social_accounts (id) on delete set null;
 alter table public.created_content add column if not exists platform text;
 alter table public.created_content add column if not exists post_type text not null default 'text';
 alter table public.created_content add column if not exists content text;
 alter table public.created_content add column if not exists title text;
 alter table public.created_content add column if not exists link_url text;
 alter table public.created_content add column if not exists media_urls text[] not null default '{}';
-alter table public.created_content add column if not exists platform_options jsonb not null default '{}';
+alter table public.created_content
+  add column if not exists platform_options jsonb not null default '{}';
 alter table public.created_content add column if not exists status text;
 alter table public.created_content add column if not exists scheduled_at timestamptz;
 alter table public.created_content add column if not exists scheduled_local timestamp;
 alter table public.created_content add column if not exists scheduled_timezone text;
 alter table public.created_content add column if not exists not_before timestamptz;
 alter table public.created_content
-  add column if not exists due_at timestamptz generated always as (greatest(scheduled_at, not_before)) stored;
+  add column if not exists due_at timestamptz
+    generated always as (greatest(scheduled_at, not_before)) stored;
 alter table public.created_content add column if not exists priority smallint not null default 0;
 alter table public.created_content add column if not exists attempts integer not null default 0;
 alter table public.created_content add column if not exists max_attempts integer not null default 5;
@@ -168,9 +173,12 @@ alter table public.created_content add column if not exists platform_post_id tex
 alter table public.created_content add column if not exists platform_url text;
 alter table public.created_content add column if not exists published_at timestamptz;
 alter table public.created_content add column if not exists last_error text;
-alter table public.created_content add column if not exists god_mode_metadata jsonb not null default '{}';
-alter table public.created_content add column if not exists created_at timestamptz not null default now();
-alter table public.created_content add column if not exists updated_at timestamptz not null default now();
+alter table public.created_content
+  add column if not exists god_mode_metadata jsonb not null default '{}';
+alter table public.created_content
+  add column if not exists created_at timestamptz not null default now();
+alter table public.created_content
+  add column if not exists updated_at timestamptz not null default now();
 -- max_attempts is ours (added above with its default), so its check holds for every row;
 -- NOT VALID all the same: adding it reads no row of the product's table.
 do $$

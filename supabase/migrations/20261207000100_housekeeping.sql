@@ -87,7 +87,9 @@ as $$
            not_before = case when w.kind = 'to_resolve' then null else c.not_before end,
            last_error = w.reason,
            god_mode_metadata = case when w.kind = 'to_resolve' then c.god_mode_metadata
-             else c.god_mode_metadata || jsonb_build_object('publish_error', w.reason) end,
+             -- coalesce: a product's own god_mode_metadata may allow null
+             else coalesce(c.god_mode_metadata, '{}')
+                  || jsonb_build_object('publish_error', w.reason) end,
            updated_at = now()
       from waiting w
      where c.id = w.id
@@ -134,7 +136,9 @@ as $$
            attempts = case when l.requeue then greatest(c.attempts - 1, 0) else c.attempts end,
            last_error = l.reason,
            god_mode_metadata = case when l.requeue then c.god_mode_metadata
-             else c.god_mode_metadata || jsonb_build_object('publish_error', l.reason) end,
+             -- coalesce: a product's own god_mode_metadata may allow null
+             else coalesce(c.god_mode_metadata, '{}')
+                  || jsonb_build_object('publish_error', l.reason) end,
            locked_by = null,
            lease_expires_at = null,
            updated_at = now()
@@ -191,9 +195,11 @@ as $$
                              when i.too_late then i.expiry end,
            god_mode_metadata = case
              when i.error is not null
-               then c.god_mode_metadata || jsonb_build_object('publish_error', i.error)
+               then coalesce(c.god_mode_metadata, '{}')
+                    || jsonb_build_object('publish_error', i.error)
              when i.too_late
-               then c.god_mode_metadata || jsonb_build_object('publish_error', i.expiry)
+               then coalesce(c.god_mode_metadata, '{}')
+                    || jsonb_build_object('publish_error', i.expiry)
              else c.god_mode_metadata end,
            updated_at = now()
       from items i

@@ -1,6 +1,6 @@
 """How long the property test runs: a CI-sized default, longer on request.
 
-    --property-examples N   or   PROPERTY_EXAMPLES=N   examples (default 50, same every run:
+    --property-examples N   or   PROPERTY_EXAMPLES=N   examples (default 40, same every run:
                                                         derandomized; with N, new random ones)
     PROPERTY_SHRINK=0                                   report failures unshrunk (faster)
 
@@ -16,12 +16,12 @@ import pytest
 from hypothesis import Phase, settings
 from property_rows import PROFILE
 
-DEFAULT_EXAMPLES = 50
+DEFAULT_EXAMPLES = 40
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--property-examples", type=int, default=None, metavar="N",
-                     help="examples for tests/property (default 50, derandomized)")
+                     help="examples for tests/property (default 40, derandomized)")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -51,6 +51,7 @@ from property_rows import (
     Post,
     Scenario,
     Token,
+    When,
     local_literal,
     scenarios,
 )
@@ -121,8 +122,8 @@ def sealed(token: Token) -> str | None:
     return {"garbage": token.garbage, "empty": "", "null": None}[token.kind]
 
 
-def _time(when: Any) -> str:
-    return "null" if when is None else str(when.sql)
+def _time(when: When | None) -> str:
+    return "null" if when is None else when.sql
 
 
 async def insert_account(conn: asyncpg.Connection, account: Account) -> str:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import tempfile
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import relkit
@@ -50,11 +50,15 @@ async def test_connections_terminated_mid_run_lose_and_duplicate_nothing(
 
 async def test_unreachable_database_exits_non_zero_and_claims_nothing(
         database_url: str, db: asyncpg.Connection) -> None:
-    """A run whose database refuses it exits 1 with a clear message, touching no post."""
+    """A run whose database cannot be reached exits 1 with a clear message, touching no post.
+    (A database name the server does not know is a settings error: exit 2, see
+    tests/test_cli_settings.py.)"""
     account = await insert_account(db, access_token_encrypted=relkit.CIPHER.encrypt("t"))
     await insert_posts(db, 3, account_id=account, content=sql("'u ' || random()"))
-    parts = urlsplit(database_url)
-    missing = urlunsplit(parts._replace(path="/no_such_database_here"))
+    with socket.socket() as probe:  # a port nothing listens on: connection refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    missing = f"postgresql://postgres@127.0.0.1:{port}/publisher"
     with tempfile.TemporaryDirectory() as tmp:
         async with relkit.simulator(relkit.SimConfig()) as sim:
             runner = relkit.Runner(relkit.runner_env(missing, sim, "no-db"), Path(tmp))

@@ -331,3 +331,23 @@ async def test_supabase_db_push_upgrades_a_released_database(
     finally:
         await conn.close()
     assert await _works(url, post) == NOTHING_FOUND
+
+
+async def test_a_null_god_mode_metadata_still_gets_the_reason(
+        product_database_url: str, product: asyncpg.Connection) -> None:  # noqa: F811
+    """A product whose god_mode_metadata allows null: an expired post's publish_error is
+    recorded all the same (null || jsonb would have dropped it)."""
+    await product.execute("alter table created_content alter column god_mode_metadata "
+                          "drop not null")
+    await apply_migrations(product_database_url)
+    await product.execute("delete from created_content")
+    await insert_post(product, user_id=USER_A, status="scheduled", god_mode_metadata=None,
+                      scheduled_at=sql("now() - interval '3 days'"))
+    store = Store(await PostgresTransport.connect(product_database_url, max_size=1))
+    try:
+        assert (await store.prepare(24, PLATFORMS))["expired"] == 1
+    finally:
+        await store.close()
+    meta = await product.fetchval("select god_mode_metadata ->> 'publish_error' "
+                                  "from created_content")
+    assert meta.startswith("expired")

@@ -335,7 +335,8 @@ async def test_without_an_auth_schema_the_owner_is_the_jwt_sub_claim(
 async def _owner_quals(conn: asyncpg.Connection) -> list[str]:
     rows = await conn.fetch("select coalesce(qual, with_check) from pg_policies "
                             "where policyname like 'publisher_owner_%'")
-    assert len(rows) == 6  # created_content x4, publish_attempts, social_accounts
+    # created_content x4, publish_attempts, social_accounts, publisher_events
+    assert len(rows) == 7
     return [str(r[0]) for r in rows]
 
 

@@ -286,6 +286,26 @@ async def test_every_contract_function_through_supabase(
     assert ([c["id"] for c in requeued["changed"]], [r["id"] for r in requeued["refused"]]) == (
         [failed], ["nope"])
 
+    # Notifications: the outbox's events (the outcomes above wrote them), leased, finished.
+    events = await store.claim_events("sb-worker", 50, 30.0)
+    assert {"post.published", "post.expired", "post.failed"} <= {e["type"] for e in events}
+    finished = await store.finish_events(
+        [{"id": e["id"], "attempt": e["attempt"], "error": None} for e in events])
+    assert finished == {"delivered": len(events), "retrying": 0, "given_up": 0}
+
+    # Preflight: a post due within a day, its account taken for a token check, what was
+    # found written onto the post with its event.
+    ahead = await insert_post(db, account_id=account, content=" ",
+                              scheduled_at=sql("now() + interval '20 hours'"))
+    [candidate] = await store.preflight_candidates(24.0, 10, ids=None, changed_only=True)
+    assert candidate["id"] == ahead
+    [taken] = await store.preflight_accounts(24.0, 5, every_seconds=3600.0, account_ids=None)
+    assert (taken["id"], taken["posts"]) == (account, 1)
+    recorded = await store.record_preflight(
+        [{"id": ahead, "updated_at": candidate["updated_at"], "problem": "needs text"}],
+        [{"account_id": account, "problem": None}], hours=24.0)
+    assert (recorded["posts"], recorded["events"]) == (1, 1)
+
     assert {name for name, _ in postgrest.calls} == set(FUNCTIONS)
     for name, body in postgrest.calls:
         assert list(body) == [p for p, _ in FUNCTIONS[name].params]

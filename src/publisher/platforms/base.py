@@ -9,7 +9,7 @@ from typing import Protocol
 import httpx
 
 from publisher import redact
-from publisher.models import ClaimedPost, Outcome
+from publisher.models import Account, ClaimedPost, Outcome
 from publisher.platforms.media import MediaFetcher
 from publisher.settings import OAuthClient, PlatformEndpoints
 
@@ -68,6 +68,17 @@ class TokenRefresher(Protocol):
                             access_token: str, refresh_token: str | None,
                             oauth: OAuthClient | None) -> TokenGrant | Outcome:
         """A new token, or REAUTH (refused: revoked, expired) / RETRY (try again later)."""
+        ...
+
+
+class TokenChecker(Protocol):
+    """Implemented by adapters that can ask the platform, with one cheap read, whether it
+    still takes an account's token (publisher.preflight, a day before its posts are due)."""
+
+    async def check_token(self, client: httpx.AsyncClient, endpoints: PlatformEndpoints,
+                          account: Account, access_token: str) -> Outcome | None:
+        """None when the platform takes the token; else the Outcome its answer maps to
+        (REAUTH: revoked or expired; RETRY or DEFER: it could not tell now)."""
         ...
 
 

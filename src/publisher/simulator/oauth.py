@@ -9,6 +9,8 @@ GET  /_ig/refresh_access_token  Instagram Login, on graph.instagram.com (``meta.
                              grant_type=ig_refresh_token&access_token=<an IG token>
                              -> {access_token, token_type: "bearer", expires_in: 5183944};
                              a Facebook token is refused (190 "Cannot parse access token")
+GET  /tokeninfo?access_token=   Google: what a live access token is (azp, scope, expires_in);
+                             a revoked or expired one is 400 invalid_token "Invalid Value"
 
 A refresh (or Instagram) token containing ``revoked`` or ``expired`` is refused in each
 provider's shape. Every call is counted per token in ``/_sim/stats`` ``token_refreshes``.
@@ -62,6 +64,7 @@ class OAuth:
         return [
             route(self, "POST", r"/token", self.google),
             route(self, "POST", r"/oauth/v2/accessToken", self.linkedin),
+            route(self, "GET", r"/tokeninfo", self.google_tokeninfo),
             route(
                 self, "GET", rf"{re.escape(meta.INSTAGRAM_HOST)}/refresh_access_token",
                 self.instagram,
@@ -124,6 +127,28 @@ class OAuth:
                 "expires_in": 3599,
                 "token_type": "Bearer",
                 "scope": GOOGLE_SCOPE,
+            }
+        )
+
+    def google_tokeninfo(self, request: Request) -> Response:
+        """``GET /tokeninfo?access_token=``: Google's answer about an access token (the
+        simulator's YouTube refuses the same tokens: ``revoked``/``expired`` in them, or
+        expired by the ``upload_token_expired`` fault)."""
+        token = request.params.get("access_token", "")
+        if not token:
+            return oauth_error(
+                400, "invalid_request", "Either access_token, id_token, or token_handle required"
+            )
+        if "revoked" in token or "expired" in token or token in self.state.expired_tokens:
+            return oauth_error(400, "invalid_token", "Invalid Value")
+        return json_response(
+            {
+                "azp": "simulated-client",
+                "aud": "simulated-client",
+                "scope": GOOGLE_SCOPE,
+                "exp": str(int(time.time()) + 3599),
+                "expires_in": "3599",
+                "access_type": "offline",
             }
         )
 

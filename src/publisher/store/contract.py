@@ -108,5 +108,24 @@ FUNCTIONS: dict[str, SqlFunction] = {
                     (("p_reason", "text"), ("p_since", "timestamp with time zone"),
                      ("p_platform", "text"), ("p_dry_run", "boolean"), ("p_operator", "text")),
                     "jsonb"),
+        # Notifications (20261207001100_outbox.sql): webhook delivery of publisher_events.
+        SqlFunction("claim_events",
+                    (("p_worker", "text"), ("p_limit", "integer"),
+                     ("p_lease_seconds", "double precision")),
+                    "jsonb"),
+        SqlFunction("finish_events", (("p_results", "jsonb"),), "jsonb"),
+        # Problems found before they are due (20261207001200_preflight.sql).
+        SqlFunction("preflight_candidates",
+                    (("p_hours", "double precision"), ("p_limit", "integer"),
+                     ("p_ids", "text[]"), ("p_changed_only", "boolean")),
+                    "jsonb"),
+        SqlFunction("preflight_accounts",
+                    (("p_hours", "double precision"), ("p_limit", "integer"),
+                     ("p_every_seconds", "double precision"), ("p_account_ids", "uuid[]")),
+                    "jsonb"),
+        SqlFunction("record_preflight",
+                    (("p_posts", "jsonb"), ("p_accounts", "jsonb"),
+                     ("p_hours", "double precision")),
+                    "jsonb"),
     )
 }

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from publisher.models import Account, ClaimedPost
+from publisher.models import Account, ClaimedPost, PostId
 from publisher.settings import Settings
 from publisher.store.transport import Transport
 
@@ -23,7 +23,7 @@ log = logging.getLogger("publisher.store")
 class OutcomeRow:
     """One post's outcome as record_outcomes takes it."""
 
-    id: int
+    id: PostId
     attempt: int
     status: str
     outcome: str
@@ -66,9 +66,9 @@ class OutcomeRow:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SyncResult:
-    marked: frozenset[int]      # posts now stamped "sending": these may be sent
+    marked: frozenset[PostId]   # posts now stamped "sending": these may be sent
     applied: int                # outcomes written
-    lost: tuple[int, ...]       # outcomes fenced out: the claim was no longer ours
+    lost: tuple[PostId, ...]    # outcomes fenced out: the claim was no longer ours
 
 
 class Store:
@@ -148,29 +148,29 @@ class Store:
                       "lease", len(rows) - len(posts))
         return posts
 
-    async def sync(self, worker: str, sending: Sequence[tuple[int, int]],
+    async def sync(self, worker: str, sending: Sequence[tuple[PostId, int]],
                    outcomes: Sequence[OutcomeRow]) -> SyncResult:
         """One statement: writes the outcomes, then stamps "sending" on the (id, attempt)
-        claims this worker still holds."""
+        claims this worker still holds. Ids come back as they went (int or str)."""
         result = await self._call("sync_posts", p_worker=worker,
                                   p_sending=[{"id": i, "attempt": a} for i, a in sending],
                                   p_outcomes=[o.to_json() for o in outcomes])
         recorded = result.get("outcomes") or {"applied": 0, "lost": []}
-        return SyncResult(marked=frozenset(int(i) for i in result["sending"]),
-                          applied=int(recorded["applied"]),
-                          lost=tuple(int(i) for i in recorded["lost"]))
+        return SyncResult(marked=frozenset(result["sending"]),
+                          applied=int(recorded["applied"]), lost=tuple(recorded["lost"]))
 
     # The two halves of sync_posts on their own (the run uses sync).
-    async def mark_sending(self, worker: str, claims: Sequence[tuple[int, int]]) -> set[int]:
+    async def mark_sending(self, worker: str,
+                           claims: Sequence[tuple[PostId, int]]) -> set[PostId]:
         marked = await self._call("mark_sending", p_worker=worker,
                                   p_claims=[{"id": i, "attempt": a} for i, a in claims])
-        return {int(i) for i in marked}
+        return set(marked)
 
     async def record(self, worker: str, outcomes: Sequence[OutcomeRow]) -> SyncResult:
         result = await self._call("record_outcomes", p_worker=worker,
                                   p_outcomes=[o.to_json() for o in outcomes])
         return SyncResult(marked=frozenset(), applied=int(result["applied"]),
-                          lost=tuple(int(i) for i in result["lost"]))
+                          lost=tuple(result["lost"]))
 
     async def pause_account(self, account_id: str, seconds: float, reason: str) -> None:
         await self._call("pause_account", p_account_id=account_id, p_seconds=seconds,
@@ -303,6 +303,43 @@ class Store:
             p_failure_rate_percent=failure_rate_percent,
             p_failure_min_posts=failure_min_posts))
 
+    # Problems found before they are due (publisher.preflight, 20261207001200_preflight.sql).
+    async def preflight_candidates(self, hours: float, limit: int, *,
+                                   ids: Sequence[str] | None,
+                                   changed_only: bool) -> list[dict[str, Any]]:
+        """Posts to check, each with its account and the updated_at that fences the write."""
+        rows = await self._call("preflight_candidates", p_hours=hours, p_limit=limit,
+                                p_ids=None if ids is None else list(ids),
+                                p_changed_only=changed_only)
+        return [row for row in rows if isinstance(row, dict)]
+
+    async def preflight_accounts(self, hours: float, limit: int, *, every_seconds: float,
+                                 account_ids: Sequence[str] | None) -> list[dict[str, Any]]:
+        """Accounts taken for a token check (stamped: not taken again for every_seconds)."""
+        rows = await self._call("preflight_accounts", p_hours=hours, p_limit=limit,
+                                p_every_seconds=every_seconds,
+                                p_account_ids=None if account_ids is None
+                                else list(account_ids))
+        return [row for row in rows if isinstance(row, dict)]
+
+    async def record_preflight(self, posts: Sequence[Mapping[str, Any]],
+                               accounts: Sequence[Mapping[str, Any]], *,
+                               hours: float) -> dict[str, Any]:
+        return dict(await self._call("record_preflight", p_posts=list(posts),
+                                     p_accounts=list(accounts), p_hours=hours))
+
+    # Notifications (publisher.webhooks, 20261207001100_outbox.sql): publisher_events,
+    # leased to one deliverer at a time, then delivered or scheduled again.
+    async def claim_events(self, worker: str, limit: int,
+                           lease_seconds: float) -> list[dict[str, Any]]:
+        rows = await self._call("claim_events", p_worker=worker, p_limit=limit,
+                                p_lease_seconds=lease_seconds)
+        return [row for row in rows if isinstance(row, dict)]
+
+    async def finish_events(self, results: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+        """results: {"id", "attempt", "error" (None: delivered), "retry_after"}."""
+        counts = await self._call("finish_events", p_results=list(results))
+        return {str(k): int(v) for k, v in counts.items()}
 
 async def database_url(settings: Settings) -> str:
     """The Postgres URL for the direct or embedded store (not for Supabase)."""

@@ -11,12 +11,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from publisher import redact
-from publisher.models import ClaimedPost, Outcome, OutcomeKind
+from publisher.models import Account, ClaimedPost, Outcome, OutcomeKind
 from publisher.platforms import post_rules as rules
 from publisher.platforms.base import PublishContext
 from publisher.platforms.http import json_body, send, snippet
-from publisher.platforms.meta.errors import classify_meta_error
+from publisher.platforms.meta.errors import check_meta_token, classify_meta_error
 from publisher.platforms.reconcile_signals import absent, not_live
+from publisher.settings import PlatformEndpoints
 
 MAX_MESSAGE_CHARS = 63_206
 MAX_PHOTOS = 10
@@ -116,6 +117,12 @@ class FacebookAdapter:
         if outcome.kind is not OutcomeKind.PUBLISHED or outcome.platform_post_id is None:
             return outcome
         return await self._video_processed(context, page, outcome.platform_post_id, None)
+
+    async def check_token(self, client: httpx.AsyncClient, endpoints: PlatformEndpoints,
+                          account: Account, access_token: str) -> Outcome | None:
+        """Whether the Graph API still takes the Page token (GET /me?fields=id)."""
+        return await check_meta_token(
+            client, f"{endpoints.facebook}/{endpoints.facebook_api_version}", access_token)
 
     async def reconcile(self, post: ClaimedPost, context: PublishContext) -> Outcome:
         """Looks for the post among the Page's posts since it was sent, by its text. Found:

@@ -44,6 +44,7 @@ from publisher.platforms.instagram.errors import (
     post_problem,
     refresh_instagram_token,
 )
+from publisher.platforms.meta.errors import check_meta_token
 from publisher.platforms.reconcile_signals import not_live
 from publisher.settings import OAuthClient, PlatformEndpoints
 
@@ -475,6 +476,14 @@ class InstagramAdapter:
         if status.code in ("ERROR", "EXPIRED"):
             return not_live(f"container {container_id} is {status.code}: it never went out")
         return Outcome.unknown(f"container {container_id} is {status.code}")
+
+    async def check_token(self, client: httpx.AsyncClient, endpoints: PlatformEndpoints,
+                          account: Account, access_token: str) -> Outcome | None:
+        """Whether the account's own host still takes its token (GET /me?fields=id): the
+        Page token on graph.facebook.com, the Instagram User token on graph.instagram.com."""
+        return await check_meta_token(
+            client, f"{graph_host(endpoints, account)}/{endpoints.facebook_api_version}",
+            access_token)
 
     def refreshes(self, account: Account) -> bool:
         """Only Instagram Login tokens are refreshed: GET graph.instagram.com/

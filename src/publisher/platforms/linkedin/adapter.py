@@ -26,7 +26,7 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 
 from publisher import redact
-from publisher.models import ClaimedPost, Outcome, OutcomeKind
+from publisher.models import Account, ClaimedPost, Outcome, OutcomeKind
 from publisher.platforms import post_rules as rules
 from publisher.platforms.base import PublishContext, TokenGrant
 from publisher.platforms.http import json_body, send, snippet
@@ -340,6 +340,22 @@ class LinkedInAdapter:
         return status if status in (_AVAILABLE, _BROKEN) else _PROCESSING
 
     # --- tokens ------------------------------------------------------------------------------
+
+    async def check_token(self, client: httpx.AsyncClient, endpoints: PlatformEndpoints,
+                          account: Account, access_token: str) -> Outcome | None:
+        """Whether LinkedIn still takes the token: GET /v2/userinfo (OpenID Connect). A 401
+        is a dead token (REAUTH); a 403 is a live one without the openid scope userinfo
+        needs (an organization's token), so it counts as taken."""
+        sent = await send(client, "GET", f"{endpoints.linkedin}/v2/userinfo",
+                          irreversible=False,
+                          headers={"Authorization": f"Bearer {access_token}"})
+        if isinstance(sent, Outcome):
+            return sent
+        if sent.is_success or sent.status_code == 403:
+            return None
+        return classify_linkedin_error(sent, irreversible=False,
+                                       version=endpoints.linkedin_version,
+                                       author=account.external_id, now=self._clock())
 
     async def refresh_token(self, client: httpx.AsyncClient, endpoints: PlatformEndpoints, *,
                             access_token: str, refresh_token: str | None,

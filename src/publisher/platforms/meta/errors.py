@@ -22,7 +22,7 @@ import httpx
 
 from publisher import redact
 from publisher.models import Outcome, OutcomeKind
-from publisher.platforms.http import retry_after_seconds, snippet
+from publisher.platforms.http import retry_after_seconds, send, snippet
 
 DEFAULT_THROTTLE_SECONDS = 300.0
 POLICY_BLOCK_SECONDS = 3600.0
@@ -166,3 +166,22 @@ def _int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+async def check_meta_token(client: httpx.AsyncClient, root: str,
+                           access_token: str) -> Outcome | None:
+    """GET {root}/me?fields=id: the token's own node, the cheapest read there is (a Page
+    token's /me is the Page; an Instagram User token's, on graph.instagram.com, the IG user).
+    None when Meta takes the token; else what its answer maps to (190: REAUTH)."""
+    sent = await send(client, "GET", f"{root}/me", irreversible=False,
+                      params={"fields": "id"},
+                      headers={"Authorization": f"Bearer {access_token}"})
+    if isinstance(sent, Outcome):
+        return sent
+    try:
+        body: Any = json.loads(sent.content)
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if sent.is_success and isinstance(body, dict) and "error" not in body:
+        return None
+    return classify_meta_error(sent, irreversible=False)

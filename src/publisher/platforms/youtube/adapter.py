@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 from dateutil.parser import isoparse
 
-from publisher.models import ClaimedPost, Outcome
+from publisher import redact
+from publisher.models import Account, ClaimedPost, Outcome
 from publisher.platforms import post_rules as rules
 from publisher.platforms.base import PublishContext, TokenGrant
 from publisher.platforms.http import json_body, send, snippet
@@ -155,6 +156,25 @@ class YouTubeAdapter:
             return Outcome.unknown("no YouTube upload session was recorded for this post: check "
                                    "the channel before publishing it again")
         return await self.publish(post, context)
+
+    async def check_token(self, client: httpx.AsyncClient, endpoints: PlatformEndpoints,
+                          account: Account, access_token: str) -> Outcome | None:
+        """Whether Google still takes the access token: GET tokeninfo (no quota cost). Google
+        answers a revoked or expired one with 400 invalid_token ("Invalid Value")."""
+        sent = await send(client, "GET", f"{endpoints.google_oauth.rstrip('/')}/tokeninfo",
+                          irreversible=False, params={"access_token": access_token})
+        if isinstance(sent, Outcome):
+            return sent
+        if sent.is_success:
+            return None
+        if sent.status_code in (400, 401):
+            body = json_body(sent) or {}
+            said = body.get("error") or body.get("error_description") or "invalid_token"
+            return Outcome.reauth(f"Google does not take the YouTube account's access token "
+                                  f"(tokeninfo: {redact.clip(str(said), 80)}): reconnect the "
+                                  "account", http_status=sent.status_code)
+        return Outcome.retry(f"Google's tokeninfo answered HTTP {sent.status_code}",
+                             http_status=sent.status_code)
 
     async def refresh_token(self, client: httpx.AsyncClient, endpoints: PlatformEndpoints, *,
                             access_token: str, refresh_token: str | None,

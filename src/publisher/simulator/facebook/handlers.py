@@ -217,7 +217,10 @@ class Facebook:
         return json_response({"id": video_id})
 
     def get_object(self, request: Request) -> Response | None:
-        """``GET /{post-id}?fields=...`` (a video's too); None (not mine) for an unknown id."""
+        """``GET /{post-id}?fields=...`` (a video's too), ``GET /me``; None (not mine) for
+        an unknown id."""
+        if request.match["object_id"] == "me":
+            return meta.me(request)
         video = self.videos.get(request.match["object_id"])
         if video is not None:
             return self._video(request, video)

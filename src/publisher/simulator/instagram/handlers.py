@@ -370,8 +370,11 @@ class Instagram:
     # -- reading --------------------------------------------------------------------
 
     def get_object(self, request: Request) -> Response | None:
-        """A container's status or a media object's fields; None (not mine) otherwise."""
+        """A container's status or a media object's fields, ``GET /me``; None (not mine)
+        otherwise."""
         object_id = request.match["object_id"]
+        if object_id == "me":
+            return meta.me(request)
         container = self.containers.get(object_id)
         if container is not None:
             fields = meta.fields_of(request, CONTAINER_FIELDS, ("id",), "ShadowIGMediaBuilder")

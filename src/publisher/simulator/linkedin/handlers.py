@@ -6,6 +6,7 @@ GET  /rest/posts/{urn}                    one post
 POST /rest/images?action=initializeUpload {"initializeUploadRequest": {"owner": urn}}
 PUT  /_upload/linkedin/{image id}         the image bytes (counted, not kept) -> 201
 GET  /rest/images/{urn}                   status WAITING_UPLOAD, then AVAILABLE
+GET  /v2/userinfo                         OpenID Connect: the member behind the token
 
 ``/rest/`` calls need ``Authorization: Bearer``, ``LinkedIn-Version: YYYYMM`` (older than
 ``linkedin_sunset_before`` -> 426) and ``X-Restli-Protocol-Version: 2.0.0``. Errors look like
@@ -19,6 +20,7 @@ refusals are counted as ``duplicates_refused``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Sequence
@@ -130,6 +132,7 @@ class LinkedIn:
             route(self, "POST", r"/rest/images", self.initialize_upload),
             route(self, "GET", rf"/rest/images/{URN}", self.get_image),
             route(self, "PUT", r"/_upload/linkedin/(?P<image>[^/]+)", self.upload, streaming=True),
+            route(self, "GET", r"/v2/userinfo", self.userinfo),
         ]
 
     # -- platform hooks -------------------------------------------------------------
@@ -338,6 +341,14 @@ class LinkedIn:
         elements = [self.posts[urn] for urn in ids[start : start + count]]
         paging = {"start": start, "count": count, "total": len(ids), "links": []}
         return json_response({"elements": elements, "paging": paging})
+
+    def userinfo(self, request: Request) -> Response:
+        """``GET /v2/userinfo``, reached only once ``authenticate`` took the token (a revoked
+        or expired one is 401 there). The member's id is made from the token."""
+        member = hashlib.sha256(request.bearer().encode()).hexdigest()[:12]
+        return json_response({"sub": member, "name": "Simulated member",
+                              "email_verified": True,
+                              "locale": {"country": "US", "language": "en"}})
 
     def get_post(self, request: Request) -> Response:
         """``GET /rest/posts/{urn}``."""

@@ -6,6 +6,7 @@ Errors look like ``{"error": {"message", "type", "code", "error_subcode",
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from collections.abc import Sequence
@@ -127,6 +128,18 @@ def authenticate(request: Request) -> Response | None:
     if denied is None and token.startswith("IG") != on_instagram_host(request):
         return token_error("Invalid OAuth access token - Cannot parse access token")
     return denied
+
+
+def me(request: Request) -> Response:
+    """``GET /me``: the token's own node (a Page for a Page token, the IG user for an
+    Instagram User token), reached only once ``authenticate`` took the token. Its id is made
+    from the token: the simulator does not bind tokens to accounts."""
+    fields = fields_of(request, ("id", "name"), ("id", "name"), "User")
+    if isinstance(fields, Response):
+        return fields
+    digest = hashlib.sha256(token_of(request).encode()).hexdigest()
+    node = {"id": str(10**14 + int(digest[:10], 16)), "name": "Simulated account"}
+    return json_response(pick(node, fields))
 
 
 def graph_time(timestamp: float) -> str:
