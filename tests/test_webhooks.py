@@ -256,16 +256,29 @@ async def test_a_failing_endpoint_gets_the_same_event_again_later(
 
 async def test_a_throttling_endpoint_ends_the_round_and_sets_the_next_time(
         db: asyncpg.Connection, store: Store, receiver: Receiver) -> None:
-    """429 with Retry-After: no more claims this round, and not before Retry-After."""
+    """One 429 with Retry-After in a batch: the rest of the batch is delivered, no more is
+    claimed this round, and that event waits at least Retry-After."""
     await published_events(db, store, 25)
-    receiver.answers = [429] * 20
+    receiver.answers = [429]
     receiver.reply_headers = {"Retry-After": "120"}
     async with webhook_client(hooks(receiver.url)) as client:
         done = await Deliverer(hooks(receiver.url), store, "d", client).deliver(10)
-    assert (done.claimed, done.retrying, done.throttled) == (20, 20, True)
+    assert (done.claimed, done.delivered, done.retrying, done.stalled) == (20, 19, 1, True)
     assert await db.fetchval("select count(*) from publisher_events where attempts = 0") == 5
-    assert await db.fetchval("select bool_and(next_attempt_at >= now() + interval '119 s') "
-                             "from publisher_events where attempts = 1") is True
+    assert await db.fetchval("select next_attempt_at >= now() + interval '119 s' "
+                             "from publisher_events where last_error = 'HTTP 429'") is True
+
+
+async def test_an_endpoint_that_takes_nothing_ends_the_round(
+        db: asyncpg.Connection, store: Store, receiver: Receiver) -> None:
+    """A whole batch refused (the endpoint is down): the rest waits for a later round
+    instead of each being tried into the wall."""
+    await published_events(db, store, 25)
+    receiver.answers = [500] * 20
+    async with webhook_client(hooks(receiver.url)) as client:
+        done = await Deliverer(hooks(receiver.url), store, "d", client).deliver(10)
+    assert (done.claimed, done.retrying, done.stalled) == (20, 20, True)
+    assert await db.fetchval("select count(*) from publisher_events where attempts = 0") == 5
 
 
 async def test_two_deliverers_never_send_an_event_twice(

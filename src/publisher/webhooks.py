@@ -50,6 +50,7 @@ BATCH = 20                   # events claimed (and POSTed at once) per statement
 MIN_RUN_SECONDS = 5.0        # a run past its deadline still gets this long for its events
 LEASE_MARGIN_SECONDS = 30.0  # a claim's lease: two request timeouts plus this
 THROTTLED = frozenset({429, 502, 503, 504})  # the endpoint asks for fewer: stop this round
+PAUSE_SECONDS = 30.0         # the worker's wait after a round the endpoint stopped
 USER_AGENT = "publisher-webhooks/1"
 
 
@@ -107,7 +108,7 @@ class Delivered:
     delivered: int = 0
     retrying: int = 0
     given_up: int = 0
-    throttled: bool = field(default=False)
+    stalled: bool = field(default=False)  # the endpoint throttled, or took none of a batch
 
     def add(self, claimed: int, counts: Mapping[str, int]) -> None:
         self.claimed += claimed
@@ -132,7 +133,7 @@ class Deliverer:
 
     async def deliver(self, seconds: float, stop: asyncio.Event | None = None) -> Delivered:
         """Rounds of claim / POST / finish until nothing is due, the endpoint asks for
-        fewer, `seconds` are up or stop is set."""
+        fewer or takes none of a batch, `seconds` are up or stop is set."""
         deadline = time.monotonic() + seconds
         done = Delivered()
         while time.monotonic() < deadline and not (stop and stop.is_set()):
@@ -146,8 +147,9 @@ class Deliverer:
                  "retry_after": a.retry_after} for e, a in zip(events, attempts, strict=True)])
             done.add(len(events), counts)
             _log_failures(events, attempts)
-            if any(a.throttled for a in attempts):
-                done.throttled = True
+            # Throttled, or down (not one taken): the rest waits for a later round.
+            if any(a.throttled for a in attempts) or all(a.error for a in attempts):
+                done.stalled = True
                 break
             if len(rows) < BATCH:
                 break
@@ -184,21 +186,23 @@ class Deliverer:
 
     async def deliver_until(self, stop: asyncio.Event, poll_seconds: float) -> None:
         """The worker's deliverer: a round whenever events are due, a pause of poll_seconds
-        when none are (or the endpoint asked for fewer), until stop. Never raises: a
-        database or endpoint problem is logged and tried again."""
+        when none are (PAUSE_SECONDS when the endpoint stopped the round), until stop.
+        Never raises: a database or endpoint problem is logged and tried again."""
         while not stop.is_set():
+            pause = poll_seconds
             try:
                 done = await self.deliver(60.0, stop)
-                idle = done.claimed == 0 or done.throttled
+                if done.stalled:
+                    pause = max(poll_seconds, PAUSE_SECONDS)
+                elif done.claimed:
+                    pause = 0.0
             except StoreError as exc:
                 log.warning("webhooks: the database is unavailable, trying again: %s", exc)
-                idle = True
             except Exception:
                 log.exception("webhooks: delivery round failed, trying again")
-                idle = True
-            if idle:
+            if pause:
                 with suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), poll_seconds)
+                    await asyncio.wait_for(stop.wait(), pause)
 
 
 def _log_failures(events: list[Event], attempts: list[Attempt]) -> None:

@@ -242,7 +242,7 @@ as $$
                 when c.scheduled_at is null and c.scheduled_local is null then 'unschedulable'
                 when c.scheduled_at is null and c.status = 'retrying' then 'to_resolve'
                 when c.scheduled_at < h.too_old then 'expired'
-                when c.status = 'retrying' and c.attempts >= c.max_attempts
+                when c.attempts >= c.max_attempts
                   then 'out_of_attempts'
                 else 'unknown_platform'
               end as kind
@@ -250,7 +250,7 @@ as $$
      where c.status in ('scheduled', 'retrying')
        and ((c.scheduled_at is null and (c.scheduled_local is null or c.status = 'retrying'))
             or c.scheduled_at < h.too_old
-            or (c.status = 'retrying' and c.attempts >= c.max_attempts)
+            or c.attempts >= c.max_attempts  -- never claimable again (claim_due_posts skips it)
             or (c.due_at <= now() and c.platform <> all (p_platforms)))
        for update of c skip locked
   ), moved as (
@@ -310,7 +310,7 @@ as $$
     update public.created_content c
        set status = case when l.requeue then 'scheduled' else 'needs_review' end,
            -- a released claim that never sent gives its attempt back
-           attempts = case when l.requeue then greatest(c.attempts - 1, 0) else c.attempts end,
+           attempts = case when l.requeue then greatest(c.attempts, 1) - 1 else c.attempts end,
            last_error = l.reason,
            god_mode_metadata = case when l.requeue then c.god_mode_metadata
              -- coalesce: a product's own god_mode_metadata may allow null
@@ -354,8 +354,9 @@ as $$
     -- attempt log keep the history. Ids follow time, so the oldest are first by the key,
     -- and one probe tells when there is nothing to do.
     delete from public.publisher_events e
-     where (select o.old from oldest_event o)
-       and e.id in (select x.id from public.publisher_events x order by x.id limit 5000)
+     where e.id = any (array(select x.id from public.publisher_events x
+                              where (select o.old from oldest_event o)
+                              order by x.id limit 5000))
        and e.created_at < now() - interval '30 days'
     returning 1
   )

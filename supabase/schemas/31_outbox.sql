@@ -5,7 +5,8 @@
 -- Tables of the migration outbox.
 
 CREATE TABLE public.publisher_events (
-    id uuid DEFAULT (encode(set_bit(set_bit(OVERLAY(uuid_send(gen_random_uuid()) PLACING SUBSTRING(int8send(((EXTRACT(epoch FROM clock_timestamp()) * (1000)::numeric))::bigint) FROM 3) FROM 1 FOR 6), (52)::bigint, 1), (53)::bigint, 1), 'hex'::text))::uuid NOT NULL,
+    id bigint NOT NULL,
+    webhook_id uuid,
     type text NOT NULL,
     post_id public.publisher_post_id,
     account_id uuid,
@@ -17,6 +18,15 @@ CREATE TABLE public.publisher_events (
     next_attempt_at timestamp with time zone DEFAULT now(),
     locked_by text,
     last_error text
+);
+
+ALTER TABLE public.publisher_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.publisher_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
 );
 
 ALTER TABLE ONLY public.publisher_events
@@ -32,5 +42,7 @@ create policy publisher_owner_select on public.publisher_events
 
 revoke all on table public.publisher_events from public, anon, authenticated;
 grant all on table public.publisher_events to service_role;
+revoke all on sequence public.publisher_events_id_seq from public, anon, authenticated;
+grant select, usage on sequence public.publisher_events_id_seq to service_role;
 
 grant select (id, type, post_id, account_id, user_id, payload, created_at) on table public.publisher_events to authenticated;

@@ -51,6 +51,8 @@ begin
          where c.status in ('scheduled', 'retrying')
            and c.platform = l.platform
            and c.due_at <= now()
+           and c.scheduled_at is not null
+           and c.attempts < c.max_attempts
            and c.id <> all (v_admitted)
            and not exists (select 1 from public.social_accounts a
                             where a.id = c.account_id and a.paused_until > now())

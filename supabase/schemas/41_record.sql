@@ -72,12 +72,6 @@ begin
       platform_post_id text, platform_url text, delay_seconds double precision,
       refund_attempt boolean, detail jsonb, account_id uuid, account_status text,
       state jsonb)
-  ), reviewed as (
-    -- needs_review outcomes of posts held for a review check (claim_for_review stamps
-    -- review_checked_at and updated_at with the same now()): already needs_review before.
-    select c.id
-      from o join public.created_content c on c.id = o.id
-     where o.status = 'needs_review' and c.review_checked_at >= c.updated_at
   ), updated as (
     update public.created_content c
        set status = o.status,
@@ -102,7 +96,10 @@ begin
      where c.id = o.id and c.attempts = o.attempt
        and case when c.status = 'publishing' then c.locked_by end = p_worker  -- see the fence note in 20261130000300
     returning c.id, c.user_id, c.account_id, c.platform, c.status, c.last_error,
-              c.platform_post_id, c.platform_url, c.scheduled_at, c.published_at, c.attempts
+              c.platform_post_id, c.platform_url,
+              -- needs_review again after a review check (claim_for_review stamped
+              -- review_checked_at after the post's "sending"; a new send restamps it)
+              coalesce(c.review_checked_at > c.sending_started_at, false) as rechecked
   ), accounts as (
     update public.social_accounts a
        set status = o.account_status, status_reason = o.error, updated_at = now()
@@ -129,19 +126,16 @@ begin
   ), evented as (
     insert into public.publisher_events (type, post_id, account_id, user_id, payload)
     select 'post.' || u.status, u.id, u.account_id, u.user_id,
-           jsonb_build_object(
-             'post_id', u.id, 'platform', u.platform, 'account_id', u.account_id,
-             'status', u.status, 'reason', u.last_error,
-             'platform_post_id', u.platform_post_id, 'url', u.platform_url,
-             'scheduled_at', u.scheduled_at, 'published_at', u.published_at,
-             'attempts', u.attempts)
+           jsonb_build_object('platform', u.platform, 'status', u.status,
+                              'reason', u.last_error, 'platform_post_id', u.platform_post_id,
+                              'url', u.platform_url)
       from updated u
      where u.status in ('published', 'failed', 'needs_review')
-       and u.id not in (select id from reviewed)
+       and not (u.status = 'needs_review' and u.rechecked)
     union all
     select 'account.needs_reauth', null, a.id, a.user_id::text::public.publisher_owner_id,
-           jsonb_build_object('account_id', a.id, 'platform', a.platform,
-                              'status', a.status, 'reason', a.status_reason)
+           jsonb_build_object('platform', a.platform, 'status', a.status,
+                              'reason', a.status_reason)
       from accounts a
      where a.status = 'needs_reauth'
     returning 1

@@ -39,16 +39,13 @@ AS $function$
       from items i
      where c.id = i.id and c.status = 'scheduled' and c.scheduled_at is null
     returning c.id, c.user_id, c.account_id, c.platform, c.status, c.last_error,
-              c.platform_post_id, c.platform_url, c.scheduled_at, c.published_at, c.attempts
+              c.platform_post_id, c.platform_url
   ), evented as (
     insert into public.publisher_events (type, post_id, account_id, user_id, payload)
     select 'post.' || u.status, u.id, u.account_id, u.user_id,
-           jsonb_build_object(
-             'post_id', u.id, 'platform', u.platform, 'account_id', u.account_id,
-             'status', u.status, 'reason', u.last_error,
-             'platform_post_id', u.platform_post_id, 'url', u.platform_url,
-             'scheduled_at', u.scheduled_at, 'published_at', u.published_at,
-             'attempts', u.attempts)
+           jsonb_build_object('platform', u.platform, 'status', u.status,
+                              'reason', u.last_error, 'platform_post_id', u.platform_post_id,
+                              'url', u.platform_url)
       from updated u
      where u.status in ('failed', 'expired')
     returning 1
@@ -104,7 +101,7 @@ AS $function$
                 when c.scheduled_at is null and c.scheduled_local is null then 'unschedulable'
                 when c.scheduled_at is null and c.status = 'retrying' then 'to_resolve'
                 when c.scheduled_at < h.too_old then 'expired'
-                when c.status = 'retrying' and c.attempts >= c.max_attempts
+                when c.attempts >= c.max_attempts
                   then 'out_of_attempts'
                 else 'unknown_platform'
               end as kind
@@ -112,7 +109,7 @@ AS $function$
      where c.status in ('scheduled', 'retrying')
        and ((c.scheduled_at is null and (c.scheduled_local is null or c.status = 'retrying'))
             or c.scheduled_at < h.too_old
-            or (c.status = 'retrying' and c.attempts >= c.max_attempts)
+            or c.attempts >= c.max_attempts  -- never claimable again (claim_due_posts skips it)
             or (c.due_at <= now() and c.platform <> all (p_platforms)))
        for update of c skip locked
   ), moved as (
@@ -129,7 +126,7 @@ AS $function$
       from waiting w
      where c.id = w.id
     returning c.id, w.kind, c.user_id, c.account_id, c.platform, c.status, c.last_error,
-              c.platform_post_id, c.platform_url, c.scheduled_at, c.published_at, c.attempts
+              c.platform_post_id, c.platform_url
   ), leased as (
     -- Claims no worker will finish: the lease lapsed, or the row could never have come
     -- from a claim (no lease, no holder, a lease longer than LEASE_SECONDS allows).
@@ -172,7 +169,7 @@ AS $function$
     update public.created_content c
        set status = case when l.requeue then 'scheduled' else 'needs_review' end,
            -- a released claim that never sent gives its attempt back
-           attempts = case when l.requeue then greatest(c.attempts - 1, 0) else c.attempts end,
+           attempts = case when l.requeue then greatest(c.attempts, 1) - 1 else c.attempts end,
            last_error = l.reason,
            god_mode_metadata = case when l.requeue then c.god_mode_metadata
              -- coalesce: a product's own god_mode_metadata may allow null
@@ -184,8 +181,7 @@ AS $function$
       from leased l
      where c.id = l.id
     returning c.id, c.status, l.lapsed, l.review_hold, c.user_id, c.account_id, c.platform,
-              c.last_error, c.platform_post_id, c.platform_url, c.scheduled_at,
-              c.published_at, c.attempts
+              c.last_error, c.platform_post_id, c.platform_url
   ), released_quota as (
     delete from public.quota_reservations r
      using released
@@ -198,34 +194,29 @@ AS $function$
   ), evented as (
     insert into public.publisher_events (type, post_id, account_id, user_id, payload)
     select 'post.' || e.status, e.id, e.account_id, e.user_id,
-           jsonb_build_object(
-             'post_id', e.id, 'platform', e.platform, 'account_id', e.account_id,
-             'status', e.status, 'reason', e.last_error,
-             'platform_post_id', e.platform_post_id, 'url', e.platform_url,
-             'scheduled_at', e.scheduled_at, 'published_at', e.published_at,
-             'attempts', e.attempts)
+           jsonb_build_object('platform', e.platform, 'status', e.status,
+                              'reason', e.last_error, 'platform_post_id', e.platform_post_id,
+                              'url', e.platform_url)
       from (select m.id, m.status, m.user_id, m.account_id, m.platform, m.last_error,
-                   m.platform_post_id, m.platform_url, m.scheduled_at, m.published_at,
-                   m.attempts
+                   m.platform_post_id, m.platform_url
               from moved m where m.kind <> 'to_resolve'
             union all
             select r.id, r.status, r.user_id, r.account_id, r.platform, r.last_error,
-                   r.platform_post_id, r.platform_url, r.scheduled_at, r.published_at,
-                   r.attempts
+                   r.platform_post_id, r.platform_url
               from released r where r.status = 'needs_review' and not r.review_hold) e
     returning 1
+  ), oldest_event as (
+    select x.created_at < now() - interval '30 days' as old
+      from public.publisher_events x order by x.id limit 1
   ), pruned_events as (
     -- Retention: events are for hearing about outcomes as they happen; the posts and the
-    -- attempt log keep the history.
-    -- (ids are time-ordered: the smallest id of 30 days ago bounds them, by the key)
+    -- attempt log keep the history. Ids follow time, so the oldest are first by the key,
+    -- and one probe tells when there is nothing to do.
     delete from public.publisher_events e
-     where e.id in (
-       select x.id from public.publisher_events x
-        where x.id < encode(substring(int8send((extract(epoch from now() - interval '30 days')
-                                                * 1000)::bigint) from 3)
-                            || decode(repeat('00', 10), 'hex'), 'hex')::uuid
-        order by x.id
-        limit 5000)
+     where e.id = any (array(select x.id from public.publisher_events x
+                              where (select o.old from oldest_event o)
+                              order by x.id limit 5000))
+       and e.created_at < now() - interval '30 days'
     returning 1
   )
   select jsonb_build_object(

@@ -28,13 +28,18 @@ AS $function$
     update public.publisher_events e
        set next_attempt_at = now() + make_interval(secs => p_lease_seconds),
            locked_by = p_worker,
-           attempts = e.attempts + 1
+           attempts = e.attempts + 1,
+           webhook_id = coalesce(e.webhook_id, gen_random_uuid())
       from due d
      where e.id = d.id and not d.stale
-    returning e.id, e.type, e.created_at, e.payload, e.attempts
+    returning e.id, e.webhook_id, e.type, e.created_at, e.post_id, e.account_id, e.payload,
+              e.attempts
   )
   select coalesce(jsonb_agg(jsonb_build_object(
-           'id', l.id, 'type', l.type, 'created_at', l.created_at, 'payload', l.payload,
+           'id', l.id, 'webhook_id', l.webhook_id, 'type', l.type,
+           'created_at', l.created_at,
+           'data', jsonb_build_object('post_id', l.post_id, 'account_id', l.account_id)
+                   || l.payload,
            'attempt', l.attempts) order by l.id), '[]')
     from leased l;
 $function$;
@@ -48,7 +53,7 @@ CREATE OR REPLACE FUNCTION public.finish_events(p_results jsonb)
 AS $function$
   with r as (
     select * from jsonb_to_recordset(p_results)
-      as x(id uuid, attempt integer, error text, retry_after double precision)
+      as x(id bigint, attempt integer, error text, retry_after double precision)
   ), finished as (
     update public.publisher_events e
        set delivered_at = case when r.error is null then now() end,
