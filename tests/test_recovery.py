@@ -235,6 +235,23 @@ async def test_mark_published_records_the_persons_decision(store: Store,
     assert (again["changed"], again["unchanged"][0]["reason"]) == ([], "already published")
 
 
+async def test_mark_published_tells_the_owner_like_any_publish(store: Store,
+                                                               db: asyncpg.Connection) -> None:
+    """A person's 'it is live' writes the same post.published event a run would, once."""
+    review = await review_post(db)
+    await store.mark_published(str(review), platform_post_id="42_8",
+                               platform_url="https://facebook.com/42_8", operator="dana",
+                               note=None)
+    await store.mark_published(str(review), platform_post_id=None, platform_url=None,
+                               operator=None, note=None)  # already published: no second event
+    events = await db.fetch("select type, payload from publisher_events where post_id = $1",
+                            review)
+    assert [e["type"] for e in events] == ["post.published"]
+    payload = json.loads(events[0]["payload"])
+    assert (payload["status"], payload["platform_post_id"], payload["url"]) == (
+        "published", "42_8", "https://facebook.com/42_8")
+
+
 async def test_mark_published_refuses_a_held_post(store: Store, db: asyncpg.Connection) -> None:
     held = await held_post(db, sending_started_at=sql("now()"))
     before = await fetch_post(db, held)

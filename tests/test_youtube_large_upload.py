@@ -75,7 +75,10 @@ async def test_300_mb_video_keeps_memory_flat(database_url: str,
     assert records == 1
     assert stats["duplicates"] == 0
     assert heap_mb < 64  # one 8 MiB chunk fetched and one sent at a time, a few copies each
-    assert rss_mb < 200  # half the file: far from holding it
+    # RSS also counts what the C allocator keeps after free, and varies with timing: 110 MB
+    # alone, up to 220 MB inside the whole suite on a busy 2-core machine. Holding the file
+    # would be over 400 MB more than the ~70 MB the process starts with.
+    assert rss_mb < 300
 
 
 async def test_interrupted_upload_resumes_and_posts_once(database_url: str,

@@ -363,7 +363,17 @@ begin
            updated_at = now()
       from picked p
      where c.id = p.id
-    returning c.id, p.status as from_status, c.attempts, c.platform_post_id
+    returning c.id, p.status as from_status, c.attempts, c.platform_post_id, c.platform_url,
+              c.platform, c.account_id, c.user_id
+  ), evented as (
+    -- The owner hears of it as of any other publish (publisher_events, created by the
+    -- outbox migration; plpgsql resolves the table when this runs, not when it is created).
+    insert into public.publisher_events (type, post_id, account_id, user_id, payload)
+    select 'post.published', m.id, m.account_id, m.user_id,
+           jsonb_build_object('platform', m.platform, 'status', 'published', 'reason', null,
+                              'platform_post_id', m.platform_post_id, 'url', m.platform_url)
+      from moved m
+    returning 1
   ), logged as (
     insert into public.publish_attempts
       (post_id, worker_id, attempt, outcome, status, applied, platform_post_id, detail)
