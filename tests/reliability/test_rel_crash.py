@@ -63,10 +63,13 @@ async def test_kill_after_sending_goes_to_review_and_unsent_claims_go_back_to_th
         for post_id in stamped:
             assert rows[post_id]["attempts"] == 1, why  # never claimed (sent) again
             if answers == "late":
-                # At the platform once; the clean run's review found it (published, and
-                # only through a review) or left it for a person, but never sent it again.
-                assert audit.at_sim[post_id] == 1, why
+                # At the platform at most once (on a loaded machine the kill can land before
+                # the request leaves); the clean run's review found it (published, and only
+                # through a review) or left it for a person, but never sent it again.
+                assert audit.at_sim[post_id] <= 1, why
                 assert rows[post_id]["status"] in ("published", "needs_review"), why
+                if audit.at_sim[post_id] == 0:
+                    assert rows[post_id]["status"] == "needs_review", why
                 if rows[post_id]["status"] == "published":
                     assert rows[post_id]["review_checks"] > 0, why
             else:

@@ -22,6 +22,8 @@ async def test_crash_with_requeue_leaves_few_posts_for_a_person(database_url: st
     # Posts that were in review: most of them never reached the platform; those went back
     # to the queue after three absent checks, and out once.
     assert notes["affected"] > 0, why
-    assert notes["requeued_after_absence"] > 0, why
+    # Whether any affected post never reached the platform depends on where each kill lands
+    # (in one run here all 39 were found live); requeueing itself is shown deterministically in
+    # tests/test_reconcile_absence.py. What must hold every time: few left for a person.
     assert audit.needs_review <= 0.05 * notes["affected"], why
     assert audit.sim_accepted == audit.published + audit.needs_review_live, why
