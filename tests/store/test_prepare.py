@@ -327,3 +327,23 @@ async def test_resolved_schedules_without_a_limit_expire_nothing(db: asyncpg.Con
     assert await store.apply_resolved_schedules(
         [{"id": post, "scheduled_at": long_ago.isoformat()}]) == 1
     assert (await fetch_post(db, post))["status"] == "scheduled"
+
+
+async def test_attempts_at_the_column_limits_stop_nothing(db: asyncpg.Connection,
+                                                          store: Store) -> None:
+    """attempts at int4's ends (found by the property test): the claim's attempts + 1 and the
+    release's refund overflowed, failing the whole claim or housekeeping in every run. Now the
+    claim skips a post out of attempts, housekeeping fails it with the reason, and a
+    release refunds without going below zero; the valid post beside them goes out."""
+    worn = await insert_post(db, attempts=2_147_483_647, max_attempts=2_147_483_647)
+    odd = await insert_post(db, status="publishing", locked_by="w", lease_expires_at=None,
+                            attempts=-2_147_483_648)
+    fine = await insert_post(db)
+    assert [p.id for p in await store.claim("w1", {"facebook": 10}, 60)] == [fine]
+    counts = await store.prepare(24, PLATFORMS)
+    assert counts["out_of_attempts"] == 1
+    row = await fetch_post(db, worn)
+    assert row["status"] == "failed"
+    assert "gave up after" in row["last_error"]
+    row = await fetch_post(db, odd)
+    assert (row["status"], row["attempts"]) == ("scheduled", 0)
