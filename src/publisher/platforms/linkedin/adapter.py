@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -375,7 +375,7 @@ class LinkedInAdapter:
                           irreversible=False, data=form, headers={"Accept": "application/json"})
         secrets = (refresh_token, oauth.client_secret, access_token)
         if isinstance(sent, Outcome):
-            return _masked(sent, secrets)
+            return redact.mask_outcome(sent, secrets)
         body = json_body(sent) or {}
         token = body.get("access_token")
         if sent.is_success and isinstance(token, str) and token:
@@ -387,7 +387,7 @@ class LinkedInAdapter:
         if sent.is_success:
             return Outcome.retry(f"LinkedIn's token endpoint answered HTTP {sent.status_code} "
                                  "without an access token", http_status=sent.status_code)
-        return _masked(classify_token_error(sent), secrets)
+        return redact.mask_outcome(classify_token_error(sent), secrets)
 
 
 def _covers(elements: list[Any], sent: datetime) -> bool:
@@ -474,16 +474,3 @@ def _seconds(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def _masked(outcome: Outcome, secrets: tuple[str | None, ...]) -> Outcome:
-    """The outcome with any secret (a token endpoint may echo one) replaced by ***."""
-    def mask(value: Any) -> Any:
-        if isinstance(value, str):
-            for secret in secrets:
-                if secret:
-                    value = value.replace(secret, "***")
-        return value
-
-    return replace(outcome, reason=mask(outcome.reason),
-                   detail={k: mask(v) for k, v in outcome.detail.items()})
