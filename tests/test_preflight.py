@@ -68,7 +68,7 @@ async def account(db: asyncpg.Connection, token: str, *, platform: str = "facebo
 
 
 async def events(db: asyncpg.Connection) -> list[asyncpg.Record]:
-    return list(await db.fetch("select post_id, account_id, payload from publisher_events "
+    return list(await db.fetch("select post_id, account_id, reason, payload from publisher_events "
                                "where type = 'post.preflight_problem' order by created_at, id"))
 
 
@@ -100,7 +100,8 @@ async def test_invisible_text_is_found_a_day_ahead(database_url: str, db: asyncp
     assert (after["status"], after["updated_at"]) == ("scheduled", before["updated_at"])
     [event] = await events(db)
     assert (event["post_id"], event["account_id"]) == (post, before["account_id"])
-    assert json.loads(event["payload"])["reason"] == found["reason"]
+    assert event["reason"] == found["reason"]
+    assert json.loads(event["payload"])["preflight"]["reason"] == found["reason"]
     assert [p.post_id for p in report.post_problems] == [post]
     assert report.accounts_checked == 1  # its token was asked about too, and is fine
 
@@ -233,7 +234,7 @@ async def test_revoked_token_is_caught_a_day_ahead_once_an_hour(
         assert (me.call_count, cleared.accounts_checked, cleared.problems) == (3, 1, 0)
     assert await preflight_of(db, post) is None
     shown = json.dumps([dict(r) for r in await db.fetch(
-        "select payload, god_mode_metadata from publisher_events, created_content")],
+        "select e.*, c.god_mode_metadata from publisher_events e, created_content c")],
         default=str)
     assert token not in shown
     assert token not in caplog.text

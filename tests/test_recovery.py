@@ -244,11 +244,10 @@ async def test_mark_published_tells_the_owner_like_any_publish(store: Store,
                                note=None)
     await store.mark_published(str(review), platform_post_id=None, platform_url=None,
                                operator=None, note=None)  # already published: no second event
-    events = await db.fetch("select type, payload from publisher_events where post_id = $1",
-                            review)
+    events = await db.fetch("select type, status, platform_post_id, url from publisher_events "
+                            "where post_id = $1", review)
     assert [e["type"] for e in events] == ["post.published"]
-    payload = json.loads(events[0]["payload"])
-    assert (payload["status"], payload["platform_post_id"], payload["url"]) == (
+    assert (events[0]["status"], events[0]["platform_post_id"], events[0]["url"]) == (
         "published", "42_8", "https://facebook.com/42_8")
 
 

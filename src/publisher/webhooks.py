@@ -19,7 +19,8 @@ Signature (https://www.standardwebhooks.com):
     webhook-timestamp  this attempt's time, unix seconds
     webhook-signature  "v1," + base64(HMAC-SHA256(key, f"{id}.{timestamp}.{body}")),
                        key: WEBHOOK_SECRET's bytes after whsec_, base64-decoded
-Body: {"type": "post.published", "timestamp": when it happened, "data": the event's payload}.
+Body: {"type": "post.published", "timestamp": when it happened, "data": the event's facts
+(claim_events builds it: ids, platform, status, reason, the post on the platform)}.
 """
 
 from __future__ import annotations

@@ -368,10 +368,10 @@ begin
   ), evented as (
     -- The owner hears of it as of any other publish (publisher_events, created by the
     -- outbox migration; plpgsql resolves the table when this runs, not when it is created).
-    insert into public.publisher_events (type, post_id, account_id, user_id, payload)
-    select 'post.published', m.id, m.account_id, m.user_id,
-           jsonb_build_object('platform', m.platform, 'status', 'published', 'reason', null,
-                              'platform_post_id', m.platform_post_id, 'url', m.platform_url)
+    insert into public.publisher_events
+      (type, post_id, account_id, user_id, platform, status, reason, platform_post_id, url)
+    select 'post.published', m.id, m.account_id, m.user_id, m.platform, 'published', null,
+           m.platform_post_id, m.platform_url
       from moved m
     returning 1
   ), logged as (

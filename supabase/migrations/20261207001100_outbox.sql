@@ -10,10 +10,15 @@
 --               account.needs_reauth | post.preflight_problem
 --   post_id, account_id, user_id (the owner, copied from the post or account: owner-only
 --               RLS reads no other table)
---   payload     the event's own facts (platform, status, reason, platform post id, URL);
---               never a token. The event's time is created_at (for post.published, the
---               post's published_at); a webhook's data is the payload with post_id and
---               account_id.
+--   platform, status, reason, platform_post_id, url
+--               the event's facts as plain columns (the post's or account's platform and
+--               status, the reason given, the post on the platform): copied, not built,
+--               so the outcome write stays cheap (building a jsonb per event cost
+--               record_outcomes about as much as the rest of the event row)
+--   payload     facts only some events have (post.preflight_problem: scheduled_at and
+--               the preflight record); '{}' otherwise. Never a token. The event's time is
+--               created_at (for post.published, the post's published_at); a webhook's
+--               data is the columns above with post_id and account_id, and the payload.
 --   delivery (webhooks, publisher.webhooks): delivered_at, attempts, next_attempt_at,
 --               locked_by, last_error. next_attempt_at null: given up (see finish_events).
 -- The product's UI reads its users' events through Supabase Realtime (owner-only RLS,
@@ -53,7 +58,12 @@ create table if not exists public.publisher_events (
   post_id public.publisher_post_id,
   account_id uuid,
   user_id public.publisher_owner_id,
-  payload jsonb not null,
+  platform text,
+  status text,
+  reason text,
+  platform_post_id text,
+  url text,
+  payload jsonb not null default '{}',
   created_at timestamptz not null default now(),
   delivered_at timestamptz,
   attempts integer not null default 0,
@@ -90,7 +100,8 @@ begin
   drop policy if exists publisher_owner_select on public.publisher_events;
   if (select t.typbasetype from pg_catalog.pg_type t
        where t.oid = 'public.publisher_owner_id'::regtype) = 'uuid'::regtype then
-    grant select (id, type, post_id, account_id, user_id, payload, created_at)
+    grant select (id, type, post_id, account_id, user_id, platform, status, reason,
+                  platform_post_id, url, payload, created_at)
       on public.publisher_events to authenticated;
     execute format('create policy publisher_owner_select on public.publisher_events '
                    'for select to authenticated using (user_id = %s)', v_owner);
@@ -183,18 +194,16 @@ begin
       from o
     returning 1
   ), evented as (
-    insert into public.publisher_events (type, post_id, account_id, user_id, payload)
-    select 'post.' || u.status, u.id, u.account_id, u.user_id,
-           jsonb_build_object('platform', u.platform, 'status', u.status,
-                              'reason', u.last_error, 'platform_post_id', u.platform_post_id,
-                              'url', u.platform_url)
+    insert into public.publisher_events
+      (type, post_id, account_id, user_id, platform, status, reason, platform_post_id, url)
+    select 'post.' || u.status, u.id, u.account_id, u.user_id, u.platform, u.status,
+           u.last_error, u.platform_post_id, u.platform_url
       from updated u
      where u.status in ('published', 'failed', 'needs_review')
        and not (u.status = 'needs_review' and u.rechecked)
     union all
     select 'account.needs_reauth', null, a.id, a.user_id::text::public.publisher_owner_id,
-           jsonb_build_object('platform', a.platform, 'status', a.status,
-                              'reason', a.status_reason)
+           a.platform, a.status, a.status_reason, null, null
       from accounts a
      where a.status = 'needs_reauth'
     returning 1
@@ -333,11 +342,10 @@ as $$
      where r.reserved_at < now() - interval '8 days'
     returning 1
   ), evented as (
-    insert into public.publisher_events (type, post_id, account_id, user_id, payload)
-    select 'post.' || e.status, e.id, e.account_id, e.user_id,
-           jsonb_build_object('platform', e.platform, 'status', e.status,
-                              'reason', e.last_error, 'platform_post_id', e.platform_post_id,
-                              'url', e.platform_url)
+    insert into public.publisher_events
+      (type, post_id, account_id, user_id, platform, status, reason, platform_post_id, url)
+    select 'post.' || e.status, e.id, e.account_id, e.user_id, e.platform, e.status,
+           e.last_error, e.platform_post_id, e.platform_url
       from (select m.id, m.status, m.user_id, m.account_id, m.platform, m.last_error,
                    m.platform_post_id, m.platform_url
               from moved m where m.kind <> 'to_resolve'
@@ -412,11 +420,10 @@ as $$
     returning c.id, c.user_id, c.account_id, c.platform, c.status, c.last_error,
               c.platform_post_id, c.platform_url
   ), evented as (
-    insert into public.publisher_events (type, post_id, account_id, user_id, payload)
-    select 'post.' || u.status, u.id, u.account_id, u.user_id,
-           jsonb_build_object('platform', u.platform, 'status', u.status,
-                              'reason', u.last_error, 'platform_post_id', u.platform_post_id,
-                              'url', u.platform_url)
+    insert into public.publisher_events
+      (type, post_id, account_id, user_id, platform, status, reason, platform_post_id, url)
+    select 'post.' || u.status, u.id, u.account_id, u.user_id, u.platform, u.status,
+           u.last_error, u.platform_post_id, u.platform_url
       from updated u
      where u.status in ('failed', 'expired')
     returning 1
@@ -430,7 +437,8 @@ $$;
 -- dies leaves them due again then). Each claim is an attempt. Events older than the 3 days
 -- of retries that were never sent (no WEBHOOK_URL then) are given up here, not sent late.
 -- Returns [{"id", "webhook_id" (given on the first claim, then kept), "type", "created_at",
---           "data" (the payload with post_id and account_id), "attempt"}].
+--           "data", "attempt"}]; data: post_id, account_id, platform, status, reason, for a
+-- post's outcome platform_post_id and url too, and the payload's keys.
 create or replace function public.claim_events(p_worker text, p_limit integer,
                                                p_lease_seconds double precision)
 returns jsonb
@@ -460,13 +468,19 @@ as $$
            webhook_id = coalesce(e.webhook_id, gen_random_uuid())
       from due d
      where e.id = d.id and not d.stale
-    returning e.id, e.webhook_id, e.type, e.created_at, e.post_id, e.account_id, e.payload,
-              e.attempts
+    returning e.id, e.webhook_id, e.type, e.created_at, e.post_id, e.account_id,
+              e.platform, e.status, e.reason, e.platform_post_id, e.url, e.payload, e.attempts
   )
   select coalesce(jsonb_agg(jsonb_build_object(
            'id', l.id, 'webhook_id', l.webhook_id, 'type', l.type,
            'created_at', l.created_at,
-           'data', jsonb_build_object('post_id', l.post_id, 'account_id', l.account_id)
+           'data', jsonb_build_object('post_id', l.post_id, 'account_id', l.account_id,
+                                      'platform', l.platform, 'status', l.status,
+                                      'reason', l.reason)
+                   || case when l.type like 'account.%' or l.type = 'post.preflight_problem'
+                           then '{}'
+                           else jsonb_build_object('platform_post_id', l.platform_post_id,
+                                                   'url', l.url) end
                    || l.payload,
            'attempt', l.attempts) order by l.id), '[]')
     from leased l;

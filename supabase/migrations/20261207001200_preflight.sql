@@ -216,12 +216,11 @@ begin
     returning c.id, c.user_id, c.account_id, c.platform, c.status, c.scheduled_at,
               s.old, s.problem, c.god_mode_metadata -> 'preflight' as new
   ), evented as (
-    insert into public.publisher_events (type, post_id, account_id, user_id, payload)
-    select 'post.preflight_problem', w.id, w.account_id, w.user_id,
-           jsonb_build_object(
-             'post_id', w.id, 'platform', w.platform, 'account_id', w.account_id,
-             'status', w.status, 'reason', w.new ->> 'reason',
-             'scheduled_at', w.scheduled_at, 'preflight', w.new)
+    insert into public.publisher_events
+      (type, post_id, account_id, user_id, platform, status, reason, payload)
+    select 'post.preflight_problem', w.id, w.account_id, w.user_id, w.platform, w.status,
+           w.new ->> 'reason',
+           jsonb_build_object('scheduled_at', w.scheduled_at, 'preflight', w.new)
       from written w
      where w.problem is not null and w.problem is distinct from w.old ->> 'post'
     returning 1
@@ -270,12 +269,11 @@ begin
     returning c.id, c.user_id, c.account_id, c.platform, c.status, c.scheduled_at,
               s.problem, c.god_mode_metadata -> 'preflight' as new
   ), evented as (
-    insert into public.publisher_events (type, post_id, account_id, user_id, payload)
-    select 'post.preflight_problem', w.id, w.account_id, w.user_id,
-           jsonb_build_object(
-             'post_id', w.id, 'platform', w.platform, 'account_id', w.account_id,
-             'status', w.status, 'reason', w.new ->> 'reason',
-             'scheduled_at', w.scheduled_at, 'preflight', w.new)
+    insert into public.publisher_events
+      (type, post_id, account_id, user_id, platform, status, reason, payload)
+    select 'post.preflight_problem', w.id, w.account_id, w.user_id, w.platform, w.status,
+           w.new ->> 'reason',
+           jsonb_build_object('scheduled_at', w.scheduled_at, 'preflight', w.new)
       from written w
      where w.problem is not null   -- written only where the account part changed
     returning 1

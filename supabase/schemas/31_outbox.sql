@@ -11,7 +11,12 @@ CREATE TABLE public.publisher_events (
     post_id public.publisher_post_id,
     account_id uuid,
     user_id public.publisher_owner_id,
-    payload jsonb NOT NULL,
+    platform text,
+    status text,
+    reason text,
+    platform_post_id text,
+    url text,
+    payload jsonb DEFAULT '{}'::jsonb NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     delivered_at timestamp with time zone,
     attempts integer DEFAULT 0 NOT NULL,
@@ -45,4 +50,4 @@ grant all on table public.publisher_events to service_role;
 revoke all on sequence public.publisher_events_id_seq from public, anon, authenticated;
 grant select, usage on sequence public.publisher_events_id_seq to service_role;
 
-grant select (id, type, post_id, account_id, user_id, payload, created_at) on table public.publisher_events to authenticated;
+grant select (id, type, post_id, account_id, user_id, platform, status, reason, platform_post_id, url, payload, created_at) on table public.publisher_events to authenticated;

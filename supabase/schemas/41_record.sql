@@ -124,18 +124,16 @@ begin
       from o
     returning 1
   ), evented as (
-    insert into public.publisher_events (type, post_id, account_id, user_id, payload)
-    select 'post.' || u.status, u.id, u.account_id, u.user_id,
-           jsonb_build_object('platform', u.platform, 'status', u.status,
-                              'reason', u.last_error, 'platform_post_id', u.platform_post_id,
-                              'url', u.platform_url)
+    insert into public.publisher_events
+      (type, post_id, account_id, user_id, platform, status, reason, platform_post_id, url)
+    select 'post.' || u.status, u.id, u.account_id, u.user_id, u.platform, u.status,
+           u.last_error, u.platform_post_id, u.platform_url
       from updated u
      where u.status in ('published', 'failed', 'needs_review')
        and not (u.status = 'needs_review' and u.rechecked)
     union all
     select 'account.needs_reauth', null, a.id, a.user_id::text::public.publisher_owner_id,
-           jsonb_build_object('platform', a.platform, 'status', a.status,
-                              'reason', a.status_reason)
+           a.platform, a.status, a.status_reason, null, null
       from accounts a
      where a.status = 'needs_reauth'
     returning 1

@@ -41,11 +41,10 @@ AS $function$
     returning c.id, c.user_id, c.account_id, c.platform, c.status, c.last_error,
               c.platform_post_id, c.platform_url
   ), evented as (
-    insert into public.publisher_events (type, post_id, account_id, user_id, payload)
-    select 'post.' || u.status, u.id, u.account_id, u.user_id,
-           jsonb_build_object('platform', u.platform, 'status', u.status,
-                              'reason', u.last_error, 'platform_post_id', u.platform_post_id,
-                              'url', u.platform_url)
+    insert into public.publisher_events
+      (type, post_id, account_id, user_id, platform, status, reason, platform_post_id, url)
+    select 'post.' || u.status, u.id, u.account_id, u.user_id, u.platform, u.status,
+           u.last_error, u.platform_post_id, u.platform_url
       from updated u
      where u.status in ('failed', 'expired')
     returning 1
@@ -192,11 +191,10 @@ AS $function$
      where r.reserved_at < now() - interval '8 days'
     returning 1
   ), evented as (
-    insert into public.publisher_events (type, post_id, account_id, user_id, payload)
-    select 'post.' || e.status, e.id, e.account_id, e.user_id,
-           jsonb_build_object('platform', e.platform, 'status', e.status,
-                              'reason', e.last_error, 'platform_post_id', e.platform_post_id,
-                              'url', e.platform_url)
+    insert into public.publisher_events
+      (type, post_id, account_id, user_id, platform, status, reason, platform_post_id, url)
+    select 'post.' || e.status, e.id, e.account_id, e.user_id, e.platform, e.status,
+           e.last_error, e.platform_post_id, e.platform_url
       from (select m.id, m.status, m.user_id, m.account_id, m.platform, m.last_error,
                    m.platform_post_id, m.platform_url
               from moved m where m.kind <> 'to_resolve'

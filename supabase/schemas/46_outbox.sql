@@ -32,13 +32,19 @@ AS $function$
            webhook_id = coalesce(e.webhook_id, gen_random_uuid())
       from due d
      where e.id = d.id and not d.stale
-    returning e.id, e.webhook_id, e.type, e.created_at, e.post_id, e.account_id, e.payload,
-              e.attempts
+    returning e.id, e.webhook_id, e.type, e.created_at, e.post_id, e.account_id,
+              e.platform, e.status, e.reason, e.platform_post_id, e.url, e.payload, e.attempts
   )
   select coalesce(jsonb_agg(jsonb_build_object(
            'id', l.id, 'webhook_id', l.webhook_id, 'type', l.type,
            'created_at', l.created_at,
-           'data', jsonb_build_object('post_id', l.post_id, 'account_id', l.account_id)
+           'data', jsonb_build_object('post_id', l.post_id, 'account_id', l.account_id,
+                                      'platform', l.platform, 'status', l.status,
+                                      'reason', l.reason)
+                   || case when l.type like 'account.%' or l.type = 'post.preflight_problem'
+                           then '{}'
+                           else jsonb_build_object('platform_post_id', l.platform_post_id,
+                                                   'url', l.url) end
                    || l.payload,
            'attempt', l.attempts) order by l.id), '[]')
     from leased l;

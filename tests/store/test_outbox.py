@@ -33,6 +33,12 @@ async def events(db: asyncpg.Connection) -> list[asyncpg.Record]:
     return list(await db.fetch("select * from publisher_events order by id"))
 
 
+def facts(event: asyncpg.Record) -> dict[str, Any]:
+    """The event's facts, which it keeps as plain columns."""
+    return {key: event[key] for key in ("platform", "status", "reason", "platform_post_id",
+                                        "url")}
+
+
 def outcome(post: Any, status: str, **extra: Any) -> OutcomeRow:
     kind = {"published": "published", "needs_review": "unknown"}.get(status, "failed")
     return OutcomeRow(id=post, attempt=1, status=status, outcome=kind, **extra)
@@ -61,11 +67,12 @@ async def test_each_applied_outcome_writes_its_event(db: asyncpg.Connection,
     published = rows["post.published"]
     assert (published["post_id"], str(published["account_id"]), str(published["user_id"])) == (
         posts["published"], account, USER_A)
-    assert json.loads(published["payload"]) == {
+    assert facts(published) == {
         "platform": "facebook", "status": "published", "platform_post_id": "fb_1",
         "url": "https://facebook.com/fb_1", "reason": None}
+    assert json.loads(published["payload"]) == {}
     assert published["created_at"] == (await fetch_post(db, posts["published"]))["published_at"]
-    assert json.loads(rows["post.failed"]["payload"])["reason"] == "caption too long"
+    assert rows["post.failed"]["reason"] == "caption too long"
     assert all(r["delivered_at"] is None and r["attempts"] == 0 for r in rows.values())
 
 
@@ -94,9 +101,9 @@ async def test_an_account_that_needs_reauth_is_announced_once(db: asyncpg.Connec
     [announced] = [r for r in await events(db) if r["type"] == "account.needs_reauth"]
     assert (str(announced["account_id"]), str(announced["user_id"]),
             announced["post_id"]) == (account, USER_B, None)
-    assert json.loads(announced["payload"]) == {
-        "platform": "facebook", "status": "needs_reauth",
-        "reason": "account needs re-authorization: token revoked"}
+    assert facts(announced) == {
+        "platform": "facebook", "status": "needs_reauth", "platform_post_id": None,
+        "url": None, "reason": "account needs re-authorization: token revoked"}
     assert "sealed" not in json.dumps([dict(r) for r in await events(db)], default=str)
 
 
@@ -142,7 +149,7 @@ async def test_housekeeping_announces_what_it_ends(db: asyncpg.Connection,
     assert {(r["post_id"], r["type"]) for r in await events(db)} == {
         (expired, "post.expired"), (no_time, "post.failed"), (unknown, "post.failed"),
         (sent, "post.needs_review")}
-    reasons = {r["post_id"]: json.loads(r["payload"])["reason"] for r in await events(db)}
+    reasons = {r["post_id"]: r["reason"] for r in await events(db)}
     assert reasons[expired] == (await fetch_post(db, expired))["last_error"]
 
 
@@ -210,7 +217,8 @@ async def test_owners_read_their_own_events_only(db: asyncpg.Connection,
     """authenticated reads its own events' columns, not the delivery columns, and no
     other user's; nobody but service_role writes; anon reads nothing."""
     posts = await _two_users_events(db, store)
-    select = "select post_id, type, payload, created_at from publisher_events"
+    select = ("select post_id, type, platform, status, reason, platform_post_id, url, payload, "
+              "created_at from publisher_events")
     for user in (USER_A, USER_B):
         async with as_user(db, user):
             assert [r["post_id"] for r in await db.fetch(select)] == [posts[user]]
@@ -276,6 +284,27 @@ async def _some_events(db: asyncpg.Connection, store: Store, count: int) -> list
     posts = [await held(db) for _ in range(count)]
     await store.record("w", [outcome(p, "published") for p in posts])
     return [r["id"] for r in await events(db)]
+
+
+async def test_a_webhook_carries_each_event_s_facts(db: asyncpg.Connection,
+                                                    store: Store) -> None:
+    """A webhook's data: the ids and the event's facts; a post's outcome names the post on
+    the platform, an account's event has no post fields."""
+    account = await insert_account(db)
+    post, other = await held(db, account_id=account), await held(db, account_id=account)
+    await store.record("w", [
+        outcome(post, "published", platform_post_id="fb_9", platform_url="https://fb/9"),
+        outcome(other, "failed", account_id=account, account_status="needs_reauth",
+                error="token revoked")])
+    data = {e["type"]: e["data"] for e in await store.claim_events("d", 10, 60)}
+    assert data["post.published"] == {
+        "post_id": post, "account_id": account, "platform": "facebook",
+        "status": "published", "reason": None, "platform_post_id": "fb_9",
+        "url": "https://fb/9"}
+    assert data["post.failed"]["reason"] == "token revoked"
+    assert data["account.needs_reauth"] == {
+        "post_id": None, "account_id": account, "platform": "facebook",
+        "status": "needs_reauth", "reason": "token revoked"}
 
 
 async def test_claims_lease_each_event_to_one_deliverer(db: asyncpg.Connection,
