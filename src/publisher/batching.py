@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from publisher.errors import StoreError
 from publisher.models import PostId
@@ -43,7 +44,9 @@ class PostWriter:
         # Outcomes wait for nobody, so they go in larger batches.
         self._max_stamps = max_stamps
         self._max_outcomes = max_outcomes
-        self._sending: dict[PostId, tuple[int, asyncio.Future[bool]]] = {}
+        # post -> (attempt, state to write with the stamp, the waiter)
+        self._sending: dict[PostId, tuple[int, Mapping[str, Any] | None,
+                                          asyncio.Future[bool]]] = {}
         # (row, failed tries so far, loop time before which it is not tried again)
         self._outcomes: list[tuple[OutcomeRow, int, float]] = []
         self._timer: asyncio.TimerHandle | None = None
@@ -56,10 +59,12 @@ class PostWriter:
         """How long a stamp may wait for others to share its statement."""
         return min(self._max_wait, self._min_wait + self._wait_per_post * self._in_flight())
 
-    async def begin_sending(self, post_id: PostId, attempt: int) -> bool:
-        """True when the claim still holds and "sending" is now stamped on the post."""
+    async def begin_sending(self, post_id: PostId, attempt: int,
+                            state: Mapping[str, Any] | None = None) -> bool:
+        """True when the claim still holds and "sending" is now stamped on the post (with
+        `state` merged into its publish_state)."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._sending[post_id] = (attempt, future)
+        self._sending[post_id] = (attempt, state, future)
         self._flush_within(0.0 if len(self._sending) >= self._max_stamps
                            else self.sending_wait())
         return await future
@@ -112,7 +117,8 @@ class PostWriter:
         self._outcomes = waiting
         try:
             result = await self._store.sync(
-                self._worker, [(post_id, attempt) for post_id, (attempt, _) in sending.items()],
+                self._worker, [(post_id, attempt, state)
+                               for post_id, (attempt, state, _) in sending.items()],
                 [row for row, _, _ in outcomes])
         except Exception as exc:  # not only StoreError: a waiter left unanswered hangs its run
             self._answer(sending, frozenset())
@@ -126,9 +132,10 @@ class PostWriter:
         return True
 
     @staticmethod
-    def _answer(sending: dict[PostId, tuple[int, asyncio.Future[bool]]],
+    def _answer(sending: dict[PostId, tuple[int, Mapping[str, Any] | None,
+                                            asyncio.Future[bool]]],
                 marked: frozenset[PostId]) -> None:
-        for post_id, (_, future) in sending.items():
+        for post_id, (_, _, future) in sending.items():
             if not future.done():
                 future.set_result(post_id in marked)
 

@@ -8,7 +8,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +25,7 @@ from publisher.limits import Limits
 from publisher.metrics import NO_METRICS, Metrics
 from publisher.models import ClaimedPost, Outcome, OutcomeKind
 from publisher.platforms import post_rules
-from publisher.platforms.base import PlatformAdapter, PublishContext, publish_masked
+from publisher.platforms.base import BeginSending, PlatformAdapter, PublishContext, publish_masked
 from publisher.policy import outcome_row
 from publisher.reconcile import REVIEW_BATCH, reconcile_post, settle_review
 from publisher.settings import Settings
@@ -35,7 +35,6 @@ from publisher.tokens import TokenManager
 
 log = logging.getLogger("publisher.run")
 
-BeginSending = Callable[[], Awaitable[bool]]
 # On shutdown, posts not yet sending go straight back to the queue, attempt refunded.
 RELEASED = Outcome.defer("released: the worker stopped before sending", 0.0)
 
@@ -184,9 +183,9 @@ class Publisher:
     async def _publish_and_record(self, post: ClaimedPost, *, review: bool = False) -> None:
         sending = False
 
-        async def begin_sending() -> bool:
+        async def begin_sending(state: Mapping[str, Any] | None = None) -> bool:
             nonlocal sending
-            sending = await self._writer.begin_sending(post.id, post.attempt)
+            sending = await self._writer.begin_sending(post.id, post.attempt, state)
             return sending
 
         try:

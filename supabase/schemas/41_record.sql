@@ -13,13 +13,16 @@ declare
   v_marked jsonb;
 begin
   with items as (
-    select * from jsonb_to_recordset(p_claims) as x(id public.publisher_post_id, attempt integer)
+    select * from jsonb_to_recordset(p_claims)
+      as x(id public.publisher_post_id, attempt integer, state jsonb)
   ), marked as (
     update public.created_content c
-       set sending_started_at = now()
+       set sending_started_at = now(),
+           publish_state = case when i.state is null then c.publish_state
+                                else coalesce(c.publish_state, '{}') || i.state end
       from items i
      where c.id = i.id and c.attempts = i.attempt
-       and case when c.status = 'publishing' then c.locked_by end = p_worker  -- see the fence note above
+       and case when c.status = 'publishing' then c.locked_by end = p_worker  -- see the fence note in 20261130000300
        and c.lease_expires_at > now()
     returning c.id
   )

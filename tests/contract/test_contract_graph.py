@@ -58,7 +58,7 @@ def graph(router: respx.MockRouter) -> FakeGraph:
 async def context(router: respx.MockRouter) -> AsyncIterator[PublishContext]:
     """A PublishContext on the real Graph hosts (respx intercepts them)."""
 
-    async def begin_sending() -> bool:
+    async def begin_sending(state: object = None) -> bool:
         return True
 
     async with httpx.AsyncClient(timeout=5) as client:

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -30,11 +30,13 @@ class Gate:
     def __init__(self, router: respx.MockRouter) -> None:
         self.allow = True
         self.calls = 0
+        self.states: list[Mapping[str, Any] | None] = []  # what each stamp carried
         self.sent_before: list[list[str]] = []
         self._router = router
 
-    async def __call__(self) -> bool:
+    async def __call__(self, state: Mapping[str, Any] | None = None) -> bool:
         self.calls += 1
+        self.states.append(state)
         self.sent_before.append([call.request.url.path for call in self._router.calls])
         return self.allow
 

@@ -496,11 +496,14 @@ async def settle_reviews(conn: asyncpg.Connection, database_url: str, sim_url: s
     return runs
 
 
-async def kill_while_sending(database_url: str, *, platform_answers: str) -> Result:
+async def kill_while_sending(database_url: str, *, platform_answers: str,
+                             platform: str = "facebook") -> Result:
     """One runner SIGKILLed at a known moment: two posts stamped "sending" with their
     requests at the platform, two claimed but still waiting for a slot (not stamped), two
     not claimed. platform_answers "late": the platform records the post after the worker
-    died (latency); "never": the request hangs and is never recorded (timeout_before)."""
+    died (latency); "never": the request hangs and is never recorded (timeout_before;
+    Facebook only: it would hang an Instagram container or a YouTube session before any
+    stamp). `platform`: Facebook text posts, or seed_platform's posts of another."""
     started = time.monotonic()
     if platform_answers == "late":
         config = SimConfig(latency=2.0)
@@ -510,11 +513,13 @@ async def kill_while_sending(database_url: str, *, platform_answers: str) -> Res
     conn = await asyncpg.connect(database_url)
     notes: dict[str, Any] = {}
     try:
-        await seed_facebook(conn, posts=6, accounts=1, tag=f"kill-{platform_answers}")
-        await conn.execute("update created_content set post_type = 'text', link_url = null, "
-                           "media_urls = '{}'")
         with tempfile.TemporaryDirectory(prefix="rel-kill-") as tmp:
             async with simulator(config) as sim:
+                await seed_platform(conn, platform, posts=6, accounts=1,
+                                    tag=f"kill-{platform_answers}", sim_url=sim)
+                if platform == "facebook":
+                    await conn.execute("update created_content set post_type = 'text', "
+                                       "link_url = null, media_urls = '{}'")
                 runner = await Runner(runner_env(database_url, sim, "kill-victim", **settings),
                                       Path(tmp)).start()
                 deadline = time.monotonic() + 30
@@ -527,9 +532,13 @@ async def kill_while_sending(database_url: str, *, platform_answers: str) -> Res
                 # platform (well inside the 2 s it takes to answer).
                 await asyncio.sleep(0.7)
                 await runner.kill()
-                held = await conn.fetch("select id, sending_started_at is not null as stamped "
-                                        "from created_content where status = 'publishing'")
+                held = await conn.fetch("select id, sending_started_at is not null as stamped, "
+                                        "publish_state from created_content "
+                                        "where status = 'publishing'")
                 notes["stamped"] = sorted(r["id"] for r in held if r["stamped"])
+                # what the dead worker's stamps left on the rows for the review check
+                notes["stamped_state"] = {r["id"]: json.loads(r["publish_state"] or "{}")
+                                          for r in held if r["stamped"]}
                 notes["claimed_not_stamped"] = sorted(r["id"] for r in held if not r["stamped"])
                 notes["not_claimed"] = sorted(r["id"] for r in await conn.fetch(
                     "select id from created_content where status = 'scheduled'"))
@@ -538,7 +547,9 @@ async def kill_while_sending(database_url: str, *, platform_answers: str) -> Res
                 notes["lease_wait_s"] = round(await wait_for_leases(conn), 1)
                 notes["clean_runs"] = len(await clean_runs(database_url, sim, Path(tmp),
                                                            worker="kill-clean", **settings))
-                result = Result(f"kill:{platform_answers}", await audit(conn, sim),
+                audited = (await audit(conn, sim) if platform == "facebook"
+                           else await audit_platform(conn, sim, platform))
+                result = Result(f"kill:{platform_answers}:{platform}", audited,
                                 time.monotonic() - started, notes)
     finally:
         await conn.close()

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from publisher.batching import PostWriter
-from publisher.store.store import OutcomeRow, SyncResult
+from publisher.store.store import OutcomeRow, Stamp, SyncResult
 
 
 class DriverError(Exception):
@@ -22,14 +22,14 @@ class BrokenStore:
         self.recorded: list[int] = []
         self.calls = 0
 
-    async def sync(self, worker: str, sending: Sequence[tuple[int, int]],
+    async def sync(self, worker: str, sending: Sequence[Stamp],
                    outcomes: Sequence[OutcomeRow]) -> SyncResult:
         self.calls += 1
         if self.failures:
             self.failures -= 1
             raise DriverError("cannot switch to state 12; another operation is in progress")
         self.recorded += [o.id for o in outcomes]
-        return SyncResult(marked=frozenset(i for i, _ in sending), applied=len(outcomes),
+        return SyncResult(marked=frozenset(stamp[0] for stamp in sending), applied=len(outcomes),
                           lost=())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import pytest
 import relkit
 
 
@@ -77,3 +78,26 @@ async def test_kill_after_sending_goes_to_review_and_unsent_claims_go_back_to_th
                 assert audit.at_sim[post_id] == 0, why
                 assert rows[post_id]["status"] == "needs_review", why
                 assert rows[post_id]["last_error"], why
+
+
+@pytest.mark.parametrize(("platform", "evidence"), [("instagram", "container_id"),
+                                                    ("youtube", "upload_session")])
+async def test_a_worker_killed_while_publishing_leaves_what_settles_it(
+        make_database: Callable[..., Awaitable[str]], platform: str, evidence: str) -> None:
+    """Killed while its publish calls are out (media_publish, the last chunk): the stamps
+    left the container or upload session on the rows, so the clean run's review settles
+    each post with the platform (live, or sent once) instead of leaving it for a person."""
+    result = await relkit.kill_while_sending(await make_database(), platform_answers="late",
+                                             platform=platform)
+    why = result.explain()
+    audit, notes = result.audit, result.notes
+    stamped = notes["stamped"]
+    assert len(stamped) == 2, why
+    assert all(notes["stamped_state"][post_id].get(evidence) for post_id in stamped), why
+    assert audit.violations == [], why
+    assert (audit.duplicates, audit.lost, audit.needs_review) == (0, 0, 0), why
+    rows = {row["id"]: row for row in audit.rows}
+    for post_id in stamped:
+        assert rows[post_id]["status"] == "published", why
+        assert rows[post_id]["review_checks"] > 0, why  # settled by a check, not resent
+        assert audit.at_sim[post_id] == 1, why

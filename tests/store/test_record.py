@@ -46,6 +46,25 @@ async def test_mark_sending_only_touches_own_current_claims(db: asyncpg.Connecti
     assert all(rows[i]["sending_started_at"] is None for i in (theirs, stale, unclaimed))
 
 
+async def test_a_stamp_writes_its_state_with_it(db: asyncpg.Connection, store: Store) -> None:
+    """A stamp's state is merged into publish_state by the stamping statement (what a check
+    after a crash reads); a stamp without one, or a fenced-out one, leaves it as it was."""
+    with_state, without, theirs = await insert_posts(db, 3)
+    for post in (with_state, without, theirs):
+        await set_post(db, post, publish_state=sql("""'{"kept": 1}'::jsonb"""))
+    await set_claim(db, with_state, "w1", 1)
+    await set_claim(db, without, "w1", 1)
+    await set_claim(db, theirs, "w2", 1)
+    container = {"container_id": "c9", "publish_tried": True}
+    result = await store.sync("w1", [(with_state, 1, container), (without, 1, None),
+                                     (theirs, 1, container)], [])
+    assert result.marked == {with_state, without}
+    states = {p: json.loads((await fetch_post(db, p))["publish_state"])
+              for p in (with_state, without, theirs)}
+    assert states == {with_state: {"kept": 1, **container}, without: {"kept": 1},
+                      theirs: {"kept": 1}}
+
+
 async def test_mark_sending_refuses_an_expired_lease(db: asyncpg.Connection,
                                                      store: Store) -> None:
     """A claim whose lease has run out cannot be marked as sending."""

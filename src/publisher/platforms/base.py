@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -14,16 +14,25 @@ from publisher.platforms.media import MediaFetcher
 from publisher.settings import OAuthClient, PlatformEndpoints
 
 
+class BeginSending(Protocol):
+    """Stamps "sending" on the post; an adapter awaits it right before the call that makes
+    the post public. False: the claim was lost, nothing may be sent. `state`: what a check
+    after a crash needs to find the post (an Instagram container, a YouTube upload session),
+    merged into the row's publish_state by the same statement as the stamp, so a worker
+    killed during the call leaves that evidence behind, not only "sending started"."""
+
+    def __call__(self, state: Mapping[str, Any] | None = None) -> Awaitable[bool]: ...
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PublishContext:
     """What an adapter gets for one post: the shared client, the decrypted token, and
-    `begin_sending`, which it must await right before the call that makes the post public.
-    It returns False when the claim was lost: then nothing may be sent."""
+    `begin_sending` (see BeginSending)."""
 
     client: httpx.AsyncClient
     access_token: str
     endpoints: PlatformEndpoints
-    begin_sending: Callable[[], Awaitable[bool]]
+    begin_sending: BeginSending
     media_hosts: frozenset[str] = frozenset()  # host:port allowed besides public https
     # A fresh access token after the platform refused this one (401) mid-publish, e.g. a
     # token that expired during a long upload: given the refused token, the new one or the

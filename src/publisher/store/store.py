@@ -14,6 +14,8 @@ from publisher.models import Account, ClaimedPost, PostId
 from publisher.settings import Settings
 from publisher.store.transport import Transport
 
+# A "sending" stamp: (post id, attempt), or with the state to merge into publish_state.
+Stamp = tuple[PostId, int] | tuple[PostId, int, Mapping[str, Any] | None]
 ACCOUNT_CACHE_MAX = 20_000  # accounts whose Account is kept between claims
 
 log = logging.getLogger("publisher.store")
@@ -62,6 +64,15 @@ class OutcomeRow:
         if self.state:
             row["state"] = dict(self.state)
         return row
+
+
+def _stamp_json(stamp: Stamp) -> dict[str, Any]:
+    """A stamp as mark_sending takes it; the state only when there is one (most have none)."""
+    post_id, attempt, *rest = stamp
+    item: dict[str, Any] = {"id": post_id, "attempt": attempt}
+    if rest and rest[0]:
+        item["state"] = dict(rest[0])
+    return item
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -148,22 +159,22 @@ class Store:
                       "lease", len(rows) - len(posts))
         return posts
 
-    async def sync(self, worker: str, sending: Sequence[tuple[PostId, int]],
+    async def sync(self, worker: str, sending: Sequence[Stamp],
                    outcomes: Sequence[OutcomeRow]) -> SyncResult:
         """One statement: writes the outcomes, then stamps "sending" on the (id, attempt)
-        claims this worker still holds. Ids come back as they went (int or str)."""
+        claims this worker still holds, merging each stamp's state (if any) into the post's
+        publish_state. Ids come back as they went (int or str)."""
         result = await self._call("sync_posts", p_worker=worker,
-                                  p_sending=[{"id": i, "attempt": a} for i, a in sending],
+                                  p_sending=[_stamp_json(stamp) for stamp in sending],
                                   p_outcomes=[o.to_json() for o in outcomes])
         recorded = result.get("outcomes") or {"applied": 0, "lost": []}
         return SyncResult(marked=frozenset(result["sending"]),
                           applied=int(recorded["applied"]), lost=tuple(recorded["lost"]))
 
     # The two halves of sync_posts on their own (the run uses sync).
-    async def mark_sending(self, worker: str,
-                           claims: Sequence[tuple[PostId, int]]) -> set[PostId]:
+    async def mark_sending(self, worker: str, claims: Sequence[Stamp]) -> set[PostId]:
         marked = await self._call("mark_sending", p_worker=worker,
-                                  p_claims=[{"id": i, "attempt": a} for i, a in claims])
+                                  p_claims=[_stamp_json(claim) for claim in claims])
         return set(marked)
 
     async def record(self, worker: str, outcomes: Sequence[OutcomeRow]) -> SyncResult:

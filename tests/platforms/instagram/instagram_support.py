@@ -16,7 +16,7 @@ Bases differ from the Facebook ones on purpose: a request to the wrong host fail
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -49,11 +49,13 @@ class Gate:
     def __init__(self, router: respx.MockRouter) -> None:
         self.allow = True
         self.calls = 0
+        self.states: list[Mapping[str, Any] | None] = []  # what each stamp carried
         self.sent_before: list[list[str]] = []
         self._router = router
 
-    async def __call__(self) -> bool:
+    async def __call__(self, state: Mapping[str, Any] | None = None) -> bool:
         self.calls += 1
+        self.states.append(state)
         self.sent_before.append([f"{c.request.method} {c.request.url.path}"
                                  for c in self._router.calls])
         return self.allow

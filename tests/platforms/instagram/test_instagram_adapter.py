@@ -66,6 +66,11 @@ async def test_image_post_creates_polls_publishes_and_reads_permalink(
     assert gate.calls == 1
     assert gate.sent_before == [[f"GET /{VERSION}/{USER}/content_publishing_limit",
                                  f"POST /{VERSION}/{USER}/media", f"GET /{VERSION}/c1"]]
+    # The stamp carries the container, so a worker killed during media_publish leaves it
+    # on the row for the review check.
+    [stamped] = gate.states
+    assert stamped is not None
+    assert (stamped["container_id"], stamped["publish_tried"]) == ("c1", True)
     assert [c.request.url.path.rsplit("/", 1)[-1] for c in ig.calls] == [
         "content_publishing_limit", "media", "c1", "media_publish", MEDIA_ID]
     for call in ig.calls:

@@ -68,7 +68,7 @@ def router() -> Iterator[respx.MockRouter]:
 
 @pytest.fixture
 async def context() -> AsyncIterator[PublishContext]:
-    async def begin_sending() -> bool:
+    async def begin_sending(state: object = None) -> bool:
         return True
 
     async with httpx.AsyncClient(timeout=5) as client:

@@ -9,7 +9,7 @@ a PublishContext, a post factory and the response shapes of shared/platforms.md 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,11 +55,13 @@ class Gate:
     def __init__(self, router: respx.MockRouter) -> None:
         self.allow = True
         self.calls = 0
+        self.states: list[Mapping[str, Any] | None] = []  # what each stamp carried
         self.sent_before: list[list[str]] = []
         self._router = router
 
-    async def __call__(self) -> bool:
+    async def __call__(self, state: Mapping[str, Any] | None = None) -> bool:
         self.calls += 1
+        self.states.append(state)
         self.sent_before.append([describe(call.request) for call in self._router.calls])
         return self.allow
 

@@ -64,6 +64,10 @@ async def test_upload_in_chunks_then_published(
     assert youtube.body_bytes == total
     assert gate.calls == 1
     assert gate.chunks_before == [youtube.chunks[:4]]
+    # The stamp carries the session, marked as possibly complete: a worker killed while the
+    # last chunk is out leaves it on the row for the review check to probe.
+    assert gate.states == [{"upload_session": youtube.uri("s1"), "total": total,
+                            "final_chunk_sent": True}]
     # One byte to learn the size and type, then each chunk by its own range, read once.
     assert media.requested == [DESCRIBE, *chunk_requests(0, total)]
     sent = [call.request.headers["range"] for call in media.route.calls]

@@ -19,7 +19,7 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -328,11 +328,13 @@ class Gate:
     def __init__(self, youtube: FakeYouTube) -> None:
         self.allow = True
         self.calls = 0
+        self.states: list[Mapping[str, Any] | None] = []  # what each stamp carried
         self.chunks_before: list[list[tuple[str, int, int]]] = []
         self._youtube = youtube
 
-    async def __call__(self) -> bool:
+    async def __call__(self, state: Mapping[str, Any] | None = None) -> bool:
         self.calls += 1
+        self.states.append(state)
         self.chunks_before.append(list(self._youtube.chunks))
         return self.allow
 

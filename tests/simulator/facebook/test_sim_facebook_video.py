@@ -115,7 +115,7 @@ def video_post() -> ClaimedPost:
 async def context(sim: httpx.AsyncClient, sim_base: str) -> AsyncIterator[PublishContext]:
     """The adapter's context, every endpoint on the simulator."""
 
-    async def begin_sending() -> bool:
+    async def begin_sending(state: object = None) -> bool:
         return True
 
     async with httpx.AsyncClient(timeout=10) as client:

@@ -377,7 +377,9 @@ class InstagramAdapter:
     async def _send(self, api: _Graph, post: ClaimedPost, box: _Container) -> Outcome:
         """The one irreversible call: media_publish on a FINISHED container."""
         assert box.id is not None
-        if not await api.context.begin_sending():
+        # The container goes onto the row with the stamp: if this worker dies during the
+        # call, the review check reads it (PUBLISHED: live; FINISHED: never published).
+        if not await api.context.begin_sending(replace(box, tried=True).state()):
             return Outcome(kind=OutcomeKind.LEASE_LOST, reason="claim lost before sending",
                            state=box.state())
         box = replace(box, tried=True)

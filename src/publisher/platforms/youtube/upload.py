@@ -296,7 +296,10 @@ class ResumableUpload:
             end = offset + chunk.size
             final = end == total
             if final and not self._stamped:
-                if not await self._context.begin_sending():
+                # The session goes onto the row with the stamp, marked as possibly complete:
+                # if this worker dies while the last chunk is out, the review check probes it.
+                if not await self._context.begin_sending(
+                        replace(self._session, final_sent=True).state()):
                     return self._keep(Outcome(kind=OutcomeKind.LEASE_LOST,
                                               reason="claim lost before sending"))
                 self._stamped = True
