@@ -19,6 +19,7 @@ from publisher.crypto import TokenCipher, generate_key, parse_key
 from publisher.doctor import Report, diagnose, doctor_command, render_text
 from publisher.doctor_checks import Finding
 from publisher.doctor_schema import POST_STATES, backfill, read_schema
+from publisher.errors import StoreError
 from publisher.settings import Settings
 from publisher.store.contract import FUNCTIONS
 from publisher.store.migrations import apply_migrations, migrations_dir
@@ -187,6 +188,58 @@ async def test_product_status_constraint_that_refuses_our_states_blocks(
     assert "product_status" in refused.message
     assert refused.data["refused"] == ["publishing", "retrying", "needs_review", "expired",
                                        "canceled"]
+
+
+# Product columns of a type the publisher cannot work with: (statement making the product's
+# table so, the doctor's finding, what the migration's refusal names).
+UNWORKABLE_COLUMNS = {
+    "enum status": (
+        "alter table public.created_content alter column status drop default; "
+        "create type product_status as enum ('draft', 'scheduled', 'published', 'failed', "
+        "'archived', 'publishing', 'retrying', 'needs_review', 'expired', 'canceled'); "
+        "alter table public.created_content alter column status type product_status "
+        "using status::product_status; alter table public.created_content alter column "
+        "status set default 'draft'",
+        "status.enum", "created_content.status is product_status"),
+    "bigint account ids": (
+        "create table public.social_accounts (id bigint generated always as identity "
+        "primary key, platform text, access_token text)",
+        "column.refused", "social_accounts.id is bigint"),
+    "bigint account_id on posts": (
+        "alter table public.created_content add column account_id bigint",
+        "column.refused", "created_content.account_id is bigint"),
+}
+
+
+@pytest.mark.parametrize("case", UNWORKABLE_COLUMNS)
+async def test_a_product_column_of_an_unworkable_type_is_named_before_and_at_migrate(
+        product_database_url: str, case: str) -> None:  # noqa: F811
+    """A product column the functions cannot work with (even an enum holding every state
+    refuses the text they write): the doctor names it and its fix as a blocking problem, and
+    `publisher migrate` stops before changing anything, with the same fix."""
+    make, key, named = UNWORKABLE_COLUMNS[case]
+    conn = await asyncpg.connect(product_database_url)
+    try:
+        await conn.execute(make)
+        found = one(await diagnose(settings_for(product_database_url), None), key)
+        assert found.blocking
+        assert named in found.message
+        tables = await conn.fetchval("select count(*) from pg_tables where schemaname = 'public'")
+        with pytest.raises(StoreError) as refused:
+            await apply_migrations(product_database_url)
+        assert f"publisher: public.{named}" in str(refused.value)
+        # stopped before any change: no table of ours, the product's status type kept
+        assert await conn.fetchval(
+            "select count(*) from pg_tables where schemaname = 'public'") == tables
+        assert await conn.fetchval("select to_regclass('public.publish_attempts')") is None
+        if key == "status.enum":
+            assert "alter column status type text" in found.sql[0]
+            await conn.execute(found.sql[0])  # the printed fix
+            await apply_migrations(product_database_url)
+            assert await conn.fetchval("select count(*) from public.created_content "
+                                       "where status = 'archived'") == PRODUCT_ROWS["archived"]
+    finally:
+        await conn.close()
 
 
 @pytest.mark.xfail(not ADOPT_LANDED, reason="needs add-only migrations", strict=False)

@@ -225,7 +225,10 @@ def _type_findings(name: str, ours: Mapping[str, Any], table: TableInfo) -> list
         want = canonical_type(spec.type.removeprefix("public."))
         if want in (have.type, have.base_type):
             continue
-        if column in ("id", "post_id") and have.base_type in ("uuid", "bigint"):
+        refusal = _refused_type(name, column, have.type)
+        if refusal is not None:
+            findings.append(refusal)
+        elif column in ("id", "post_id") and have.base_type in ("uuid", "bigint"):
             findings.append(finding("tables", "ids", "note",
                                f"{name}.{column} is {have.base_type}: supported (post ids may "
                                "be bigint or uuid)", table=name))
@@ -237,6 +240,29 @@ def _type_findings(name: str, ours: Mapping[str, Any], table: TableInfo) -> list
                                f"expect {want}: check they work with it before the first run",
                                table=name, column=column))
     return findings
+
+
+# Product columns of a type the migrations stop at (20261130000100_schema.sql says the same):
+# (table, column) -> (what it must be, what to do).
+_REQUIRED_TYPES = {
+    ("social_accounts", "id"): (
+        "uuid account ids", "rename your accounts table (the publisher then creates its own "
+        "social_accounts and never reads yours)"),
+    ("created_content", "account_id"): (
+        "a uuid naming a row of social_accounts",
+        "rename your column (e.g. to product_account_id)"),
+}
+
+
+def _refused_type(name: str, column: str, have: str) -> Finding | None:
+    required = _REQUIRED_TYPES.get((name, column))
+    if required is None or have == "uuid":
+        return None
+    need, fix = required
+    return finding("tables", "column.refused", "problem",
+                   f"{name}.{column} is {have}; the publisher needs {need}: {fix}, then "
+                   "`publisher migrate` (it stops at this column until then)", blocking=True,
+                   table=name, column=column)
 
 
 def accounts_table_findings(ins: Inspection) -> list[Finding]:
@@ -338,13 +364,17 @@ async def status_findings(ins: Inspection) -> list[Finding]:
 
 async def _status_type_findings(ins: Inspection, column: ColumnInfo) -> list[Finding]:
     """An enum or a check constraint on status that refuses states the run writes."""
-    allowed: list[tuple[str, set[str]]] = []
     if column.is_enum:
-        labels = await ins.conn.fetch(
-            "select e.enumlabel::text as label from pg_enum e join pg_attribute a "
-            "on a.atttypid = e.enumtypid where a.attrelid = 'public.created_content'::regclass "
-            "and a.attname = 'status'")
-        allowed.append((f"the enum type {column.type}", {r["label"] for r in labels}))
+        # The functions write text, which an enum column refuses even with every state among
+        # its labels; the migrations stop here (20261130000100_schema.sql).
+        return [finding(
+            "tables", "status.enum", "problem",
+            f"created_content.status is {column.type}, an enum type; the publisher writes "
+            "its states as text, which an enum column refuses: make it text (every value and "
+            "what your app writes stay as they are), then `publisher migrate`",
+            blocking=True, sql=("alter table public.created_content alter column status "
+                                "type text;",))]
+    allowed: list[tuple[str, set[str]]] = []
     checks = await ins.conn.fetch(
         "select conname::text as name, pg_get_constraintdef(oid) as def from pg_constraint "
         "where conrelid = 'public.created_content'::regclass and contype = 'c' "

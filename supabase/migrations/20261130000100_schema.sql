@@ -24,6 +24,50 @@ begin
 end
 $$;
 
+-- A product's own column of a type the publisher cannot work with stops here, before any
+-- change, with what to do (`publisher doctor` reports the same before migrating):
+-- social_accounts.id and created_content.account_id must be uuid (posts name their account
+-- by uuid in every function), created_content.status must be text-like (the functions write
+-- text: an enum refuses it, even one that has every state).
+do $$
+declare
+  v_type text;
+begin
+  select format_type(a.atttypid, a.atttypmod) into v_type from pg_attribute a
+   where a.attrelid = to_regclass('public.social_accounts') and a.attname = 'id'
+     and not a.attisdropped;
+  if v_type is not null and v_type <> 'uuid' then
+    raise exception using
+      message = format('publisher: public.social_accounts.id is %s; the publisher needs uuid '
+                       'account ids', v_type),
+      hint = 'rename your accounts table (the publisher then creates its own social_accounts '
+             'and never reads yours), then migrate again';
+  end if;
+  select format_type(a.atttypid, a.atttypmod) into v_type from pg_attribute a
+   where a.attrelid = to_regclass('public.created_content') and a.attname = 'account_id'
+     and not a.attisdropped;
+  if v_type is not null and v_type <> 'uuid' then
+    raise exception using
+      message = format('publisher: public.created_content.account_id is %s; the publisher '
+                       'needs a uuid naming a row of social_accounts', v_type),
+      hint = 'rename your column (e.g. to product_account_id), then migrate again';
+  end if;
+  select case when t.typtype = 'd' then format_type(t.typbasetype, null)
+              else format_type(a.atttypid, a.atttypmod) end
+    into v_type
+    from pg_attribute a join pg_type t on t.oid = a.atttypid
+   where a.attrelid = to_regclass('public.created_content') and a.attname = 'status'
+     and not a.attisdropped;
+  if v_type is not null and v_type !~ '^(text|character varying|character)' then
+    raise exception using
+      message = format('publisher: public.created_content.status is %s; the publisher writes '
+                       'its states as text, which a column of this type refuses', v_type),
+      hint = 'make it text, which keeps every value and what your app writes: alter table '
+             'public.created_content alter column status type text; then migrate again';
+  end if;
+end
+$$;
+
 -- Tables the product had before the publisher's first migration: met here for the first
 -- time (without the columns and index this file gives them). Later files, `publisher
 -- doctor` and the RLS policies read it: a table listed here keeps the product's grants,
