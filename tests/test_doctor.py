@@ -242,6 +242,37 @@ async def test_a_product_column_of_an_unworkable_type_is_named_before_and_at_mig
         await conn.close()
 
 
+async def test_a_whole_table_grant_on_your_accounts_is_fixed_before_tokens_are_added(
+        product_database_url: str) -> None:  # noqa: F811
+    """Your social_accounts granted whole to authenticated: the token columns the migrations
+    add would be readable through that grant. Doctor says so before migrating, with the
+    statements that grant your columns only; after them and the migrations, no end user can
+    read a token column."""
+    conn = await asyncpg.connect(product_database_url)
+    try:
+        await conn.execute("create table public.social_accounts (id uuid primary key default "
+                           "gen_random_uuid(), user_id uuid, platform text, handle text); "
+                           "grant select on public.social_accounts to authenticated")
+        found = one(await diagnose(settings_for(product_database_url), None), "grants.tokens",
+                    role="authenticated")
+        assert found.level == "problem"
+        assert "access_token_encrypted" in found.message
+        for statement in found.sql:
+            await conn.execute(statement)
+        await apply_migrations(product_database_url)
+        assert await conn.fetchval(
+            "select has_column_privilege('authenticated', 'public.social_accounts', "
+            "'access_token_encrypted', 'SELECT')") is False
+        assert await conn.fetchval(
+            "select has_column_privilege('authenticated', 'public.social_accounts', "
+            "'handle', 'SELECT')") is True  # the product's own reads still work
+        after = keyed(await diagnose(settings_for(product_database_url), None), "grants.tokens")
+        assert [(f.level, f.message) for f in after] == [
+            ("ok", "no end-user role can read a token column of social_accounts")]
+    finally:
+        await conn.close()
+
+
 @pytest.mark.xfail(not ADOPT_LANDED, reason="needs add-only migrations", strict=False)
 async def test_product_database_after_migration_and_backfill(
         product_database_url: str) -> None:  # noqa: F811

@@ -149,10 +149,34 @@ async def _token_columns(ins: Inspection, roles: list[str]) -> list[Finding]:
     findings = [finding(SECTION, "grants.tokens", "problem",
                         f"{r['role']} can read social_accounts.{r['col']}", role=r["role"],
                         column=r["col"]) for r in rows]
+    findings += await _tokens_to_come(ins, [c for c in TOKEN_COLUMNS if c not in columns])
     if not rows and columns:
         findings.append(finding(SECTION, "grants.tokens", "ok",
                                 "no end-user role can read a token column of social_accounts"))
     return findings
+
+
+async def _tokens_to_come(ins: Inspection, missing: list[str]) -> list[Finding]:
+    """Your social_accounts, granted whole to an end-user role: the token columns the
+    migrations will add would be readable through that grant (a column revoke cannot narrow
+    a table grant), so it must become a grant of the other columns first."""
+    if not missing:
+        return []
+    present = await _roles(ins)
+    rows = await ins.conn.fetch(
+        "select r from unnest($1::text[]) r "
+        "where has_table_privilege(r, 'public.social_accounts'::regclass, 'SELECT')",
+        [r for r in END_USERS if r in present])
+    # names from the catalog, quoted by Postgres (quote_ident); the roles are constants
+    others = ", ".join(c.ident for c in ins.tables["social_accounts"].columns.values())
+    return [finding(
+        SECTION, "grants.tokens", "problem",
+        f"{r['r']} may select every column of your social_accounts: the token columns the "
+        f"migrations add ({listing(missing)}) would be readable by it; grant it your columns "
+        "only, before `publisher migrate`", role=r["r"], columns=missing,
+        sql=(f"revoke select on public.social_accounts from {r['r']};",  # noqa: S608
+             f"grant select ({others}) on public.social_accounts to {r['r']};"))
+        for r in rows]
 
 
 async def _function_findings(ins: Inspection, roles: list[str]) -> list[Finding]:
