@@ -27,7 +27,8 @@ from publisher.models import Account, OutcomeKind
 from publisher.platforms import build_adapters
 from publisher.platforms.base import TokenChecker
 from publisher.preflight import Preflight, PreflightReport
-from publisher.settings import PlatformEndpoints, PreflightSettings, Settings, simulator_endpoints
+from publisher.settings import PlatformEndpoints, Settings, simulator_endpoints
+from publisher.settings_ops import PreflightSettings
 from publisher.simulator.server import SimulatorProcess, run_in_process
 from publisher.simulator.state import SimConfig
 from publisher.store import Store

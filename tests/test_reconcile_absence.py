@@ -20,7 +20,8 @@ from publisher.errors import ConfigError
 from publisher.models import Account, ClaimedPost, Outcome, OutcomeKind
 from publisher.platforms.reconcile_signals import NOT_LIVE, absent
 from publisher.reconcile import ABSENT_CHECKS, REQUEUED, settle_review
-from publisher.settings import ReviewSettings, Settings, simulator_endpoints
+from publisher.settings import Settings, simulator_endpoints
+from publisher.settings_ops import ReviewSettings
 from publisher.simulator.server import run_in_process
 from publisher.simulator.state import SimConfig
 

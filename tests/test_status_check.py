@@ -24,7 +24,8 @@ from publisher.app import run_once
 from publisher.crypto import TokenCipher, generate_key, parse_key
 from publisher.errors import StoreError
 from publisher.seeding import SeedPlan, seed
-from publisher.settings import AlertSettings, Settings, simulator_endpoints
+from publisher.settings import Settings, simulator_endpoints
+from publisher.settings_ops import AlertSettings
 from publisher.simulator.server import run_in_process
 from publisher.simulator.state import SimConfig
 from publisher.status import check_command, status_report

@@ -25,7 +25,8 @@ from helpers import insert_account, insert_posts, sql
 from publisher.app import run_once, work_forever
 from publisher.crypto import TokenCipher, generate_key, parse_key
 from publisher.errors import ConfigError
-from publisher.settings import Settings, WebhookSettings, simulator_endpoints
+from publisher.settings import Settings, simulator_endpoints
+from publisher.settings_ops import WebhookSettings
 from publisher.simulator.server import run_in_process
 from publisher.simulator.state import SimConfig
 from publisher.store import Store

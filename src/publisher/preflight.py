@@ -43,7 +43,8 @@ from publisher.models import Account, ClaimedPost, Outcome, OutcomeKind, PostId
 from publisher.platforms import post_rules
 from publisher.platforms.base import PlatformAdapter, TokenChecker
 from publisher.run import account_problem, publish_problem
-from publisher.settings import PreflightSettings, Settings
+from publisher.settings import Settings
+from publisher.settings_ops import PreflightSettings
 from publisher.store import Store
 from publisher.tokens import TokenManager
 

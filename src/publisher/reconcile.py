@@ -27,7 +27,7 @@ from publisher import redact
 from publisher.models import ClaimedPost, Outcome, OutcomeKind
 from publisher.platforms.base import PlatformAdapter, PublishContext, publish_masked
 from publisher.platforms.reconcile_signals import NOT_LIVE, is_absent
-from publisher.settings import ReviewSettings
+from publisher.settings_ops import ReviewSettings
 
 REVIEW_BATCH = 100
 ABSENT_CHECKS = "absent_checks"   # publish_state: {"count", "first_at", "last_at"}

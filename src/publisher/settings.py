@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import os
 import re
 import socket
@@ -19,7 +18,26 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from publisher.crypto import parse_key
+from publisher.env_values import choice as _choice
+from publisher.env_values import has_blank_or_control as _has_blank_or_control
+from publisher.env_values import integer as _integer
+from publisher.env_values import number as _number
+from publisher.env_values import shown as _shown
+from publisher.env_values import text as _text
+from publisher.env_values import url as _url
 from publisher.errors import ConfigError
+from publisher.settings_ops import (
+    AlertSettings,
+    PreflightSettings,
+    ReviewSettings,
+    WebhookSettings,
+    read_alerts,
+    read_metrics_host,
+    read_metrics_port,
+    read_preflight,
+    read_review,
+    read_webhooks,
+)
 
 PLATFORMS = ("facebook", "instagram", "linkedin", "youtube")
 DEFAULT_PLATFORM_CONCURRENCY = {"facebook": 8, "instagram": 5, "linkedin": 4, "youtube": 4}
@@ -55,58 +73,6 @@ class PlatformEndpoints:
     linkedin_oauth: str = "https://www.linkedin.com"
     youtube_upload: str = "https://www.googleapis.com"
     google_oauth: str = "https://oauth2.googleapis.com"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class AlertSettings:
-    """When `publisher status --check` reports a problem (ALERT_* variables)."""
-
-    silent_minutes: float = 10.0        # no run finished this long while posts are due
-    overdue_minutes: float = 15.0       # posts still queued this long after their due time
-    review_hours: float = 4.0           # needs_review posts left this long
-    failure_rate_percent: float = 20.0  # of the last hour's ended posts, not published
-    failure_min_posts: int = 10         # ... judged from this many ended posts on
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ReviewSettings:
-    """Checking needs_review posts with the platforms (publisher.reconcile; RECONCILE_*)."""
-
-    every_seconds: float = 600.0        # a post is checked no more often than this
-    max_checks: int = 6                 # ... and at most this many times
-    absent_checks: int = 3              # found absent this many times,
-    settle_minutes: float = 20.0        # ... spanning this long: back to the queue, on
-    # the platforms whose listing settles absence well enough (RECONCILE_REQUEUE_<P>=on|off)
-    requeue_platforms: frozenset[str] = frozenset({"linkedin"})
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PreflightSettings:
-    """Looking ahead at posts due soon (publisher.preflight; PREFLIGHT_* variables)."""
-
-    hours: float = 24.0         # posts due within this many hours are checked; 0: off
-    budget: int = 200           # posts checked per run at most
-    token_checks: int = 20      # accounts whose token is checked per run at most
-
-    @property
-    def on(self) -> bool:
-        return self.hours > 0
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class WebhookSettings:
-    """Signed notifications to an operator's endpoint (publisher.webhooks; WEBHOOK_*)."""
-
-    url: str | None = None          # None: events stay in publisher_events, nothing is sent
-    secret: bytes = b""             # WEBHOOK_SECRET: the bytes after whsec_, base64-decoded
-    timeout_seconds: float = 10.0   # one delivery attempt's request
-
-    def __repr__(self) -> str:
-        # The URL's path and query may carry a token of the receiver's: scheme and host only.
-        shown = None if self.url is None else "{0.scheme}://{0.netloc}/...".format(
-            urlsplit(self.url))
-        return (f"WebhookSettings(url={shown!r}, secret={'***' if self.secret else ''!r}, "
-                f"timeout_seconds={self.timeout_seconds!r})")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,86 +128,6 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         return _read(os.environ if env is None else env)
-
-
-def _text(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(name, "").strip()
-    return value or None
-
-
-def _shown(raw: str, limit: int = 40) -> str:
-    """A non-secret value for a message: quoted, and cut so a pasted blob stays one line."""
-    return repr(raw if len(raw) <= limit else raw[:limit] + "...")
-
-
-def _number(env: Mapping[str, str], name: str, default: float, *, low: float,
-            high: float) -> float:
-    raw = _text(env, name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={_shown(raw)} is not a number") from None
-    if not math.isfinite(value):
-        raise ConfigError(f"{name}={_shown(raw)} is not a finite number: it must be between "
-                          f"{low:g} and {high:g}")
-    if not low <= value <= high:
-        raise ConfigError(f"{name}={_shown(raw)} is out of range: it must be between {low:g} "
-                          f"and {high:g}")
-    return value
-
-
-def _integer(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
-    raw = _text(env, name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={_shown(raw)} is not a whole number") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name}={_shown(raw)} is out of range: it must be between {low} "
-                          f"and {high}")
-    return value
-
-
-def _has_blank_or_control(value: str) -> bool:
-    return any(ch.isspace() or not ch.isprintable() for ch in value)
-
-
-def _http_url_problem(value: str) -> str | None:
-    """Why value is not a usable http(s) base URL, or None. Says nothing of its content."""
-    if _has_blank_or_control(value):
-        return "contains spaces or control characters"
-    try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError:
-        return "cannot be parsed (a port must be a number from 1 to 65535)"
-    if parts.scheme.lower() not in ("http", "https"):
-        return "must be an http(s) URL"
-    if not parts.hostname:
-        return "has no host"
-    if port == 0:
-        return "has port 0 (a port must be a number from 1 to 65535)"
-    if "@" in parts.netloc:
-        return "must not contain a user name or password"
-    if parts.query or parts.fragment or value.endswith(("?", "#")):
-        return "must not have a ?query or #fragment"
-    return None
-
-
-def _url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
-    value = _text(env, name)
-    if value is None:
-        return default
-    problem = _http_url_problem(value)
-    if problem:
-        # The value is shown only when it cannot be hiding a password (user:password@host).
-        shown = "value not shown" if "@" in value else f"got {_shown(value, 80)}"
-        raise ConfigError(f"{name} {problem}; {shown}")
-    return value.rstrip("/")
 
 
 _SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -353,15 +239,6 @@ def _encryption_keys(env: Mapping[str, str]) -> tuple[str | None, tuple[str, ...
     return key, previous
 
 
-def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = _text(env, name) or default
-    normal = value.upper() if default.isupper() else value.lower()
-    if normal not in choices:
-        raise ConfigError(f"{name} must be {', '.join(choices[:-1])} or {choices[-1]}, "
-                          f"got {_shown(value)}")
-    return normal
-
-
 def _data_dir(env: Mapping[str, str]) -> Path:
     path = Path(_text(env, "PUBLISHER_DATA_DIR") or ".publisher")
     if path.exists() and not path.is_dir():
@@ -374,72 +251,6 @@ def _worker_id(env: Mapping[str, str]) -> str | None:
     if value is not None and (len(value) > 200 or not value.isprintable()):
         raise ConfigError("WORKER_ID must be printable text of at most 200 characters")
     return value
-
-
-def _alerts(env: Mapping[str, str]) -> AlertSettings:
-    default = AlertSettings()
-    return AlertSettings(
-        silent_minutes=_number(env, "ALERT_SILENT_MINUTES", default.silent_minutes,
-                               low=1, high=7 * 24 * 60),
-        overdue_minutes=_number(env, "ALERT_OVERDUE_MINUTES", default.overdue_minutes,
-                                low=1, high=7 * 24 * 60),
-        review_hours=_number(env, "ALERT_REVIEW_HOURS", default.review_hours, low=0.1,
-                             high=30 * 24),
-        failure_rate_percent=_number(env, "ALERT_FAILURE_RATE_PERCENT",
-                                     default.failure_rate_percent, low=0, high=100),
-        failure_min_posts=_integer(env, "ALERT_FAILURE_MIN_POSTS", default.failure_min_posts,
-                                   low=1, high=1_000_000),
-    )
-
-
-# Platforms whose reconcile can find a post absent (reconcile_signals.absent), with whether
-# that requeues it by default: LinkedIn's posts by author come from its own store; Facebook's
-# feed can lag or hold a post back (integrity review), and shows mention tags as names.
-REQUEUE_DEFAULTS = {"facebook": False, "linkedin": True}
-
-
-def _review(env: Mapping[str, str]) -> ReviewSettings:
-    default = ReviewSettings()
-    every = _number(env, "RECONCILE_EVERY_SECONDS", default.every_seconds, low=0.1,
-                    high=86_400)
-    max_checks = _integer(env, "RECONCILE_MAX_CHECKS", default.max_checks, low=1, high=1000)
-    absent = _integer(env, "RECONCILE_ABSENT_CHECKS", default.absent_checks, low=1,
-                      high=1000)
-    settle = _number(env, "RECONCILE_SETTLE_MINUTES", default.settle_minutes, low=0,
-                     high=30 * 24 * 60)
-    if absent > max_checks:
-        raise ConfigError(f"RECONCILE_ABSENT_CHECKS ({absent}) must not be above "
-                          f"RECONCILE_MAX_CHECKS ({max_checks}): no post would be checked "
-                          "that often")
-    if settle * 60 > (max_checks - 1) * every:
-        raise ConfigError(f"RECONCILE_SETTLE_MINUTES ({settle:g}) is longer than "
-                          f"RECONCILE_MAX_CHECKS ({max_checks}) checks RECONCILE_EVERY_SECONDS "
-                          f"({every:g}) apart can span")
-    requeue = frozenset(platform for platform, on in REQUEUE_DEFAULTS.items()
-                        if _switch(env, f"RECONCILE_REQUEUE_{platform.upper()}", on))
-    return ReviewSettings(every_seconds=every, max_checks=max_checks, absent_checks=absent,
-                          settle_minutes=settle, requeue_platforms=requeue)
-
-
-def _preflight(env: Mapping[str, str]) -> PreflightSettings:
-    default = PreflightSettings()
-    return PreflightSettings(
-        hours=_number(env, "PREFLIGHT_HOURS", default.hours, low=0, high=30 * 24),
-        budget=_integer(env, "PREFLIGHT_BUDGET", default.budget, low=1, high=100_000),
-        token_checks=_integer(env, "PREFLIGHT_TOKEN_CHECKS", default.token_checks, low=0,
-                              high=100_000),
-    )
-
-
-def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
-    value = _text(env, name)
-    if value is None:
-        return default
-    if value.lower() in ("on", "true", "1", "yes"):
-        return True
-    if value.lower() in ("off", "false", "0", "no"):
-        return False
-    raise ConfigError(f"{name} must be on or off, got {_shown(value)}")
 
 
 def _read(env: Mapping[str, str]) -> Settings:
@@ -515,79 +326,16 @@ def _read(env: Mapping[str, str]) -> Settings:
         oauth_clients=_oauth_clients(env),
         log_format=log_format,
         log_level=log_level,
-        alerts=_alerts(env),
-        review=_review(env),
-        preflight=_preflight(env),
-        metrics_port=_metrics_port(env),
-        metrics_host=_metrics_host(env),
-        webhooks=_webhooks(env),
+        alerts=read_alerts(env),
+        review=read_review(env),
+        preflight=read_preflight(env),
+        metrics_port=read_metrics_port(env),
+        metrics_host=read_metrics_host(env),
+        webhooks=read_webhooks(env),
     )
     if worker := _worker_id(env):
         settings = replace(settings, worker_id=worker)
     return settings
-
-
-def _metrics_port(env: Mapping[str, str]) -> int | None:
-    """Unset: no metrics (the default)."""
-    if _text(env, "METRICS_PORT") is None:
-        return None
-    return _integer(env, "METRICS_PORT", 0, low=1, high=65_535)
-
-
-def _metrics_host(env: Mapping[str, str]) -> str:
-    """The address /metrics listens on. 127.0.0.1 unless set: the metrics have no
-    authentication and tell the posting volume, so they reach past the machine only when
-    asked to (0.0.0.0 for a scraper on another host or a container's published port)."""
-    value = _text(env, "METRICS_HOST")
-    if value is None:
-        return "127.0.0.1"
-    if not re.fullmatch(r"[A-Za-z0-9.:-]{1,253}", value):
-        raise ConfigError(f"METRICS_HOST must be an IP address or host name, such as "
-                          f"127.0.0.1 or 0.0.0.0, got {_shown(value)}")
-    return value
-
-
-_HOW_TO_SIGN = ("make one with: echo \"whsec_$(openssl rand -base64 32)\" "
-                "(Standard Webhooks: whsec_ and base64 of 24 to 64 random bytes)")
-_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
-
-
-def _webhooks(env: Mapping[str, str]) -> WebhookSettings:
-    """WEBHOOK_URL (https; http only to this machine), WEBHOOK_SECRET (required with a URL),
-    WEBHOOK_TIMEOUT_SECONDS. Neither value is ever shown: both may be secrets."""
-    url = _text(env, "WEBHOOK_URL")
-    raw_secret = _text(env, "WEBHOOK_SECRET")
-    secret = b"" if raw_secret is None else webhook_secret(raw_secret)
-    if url is not None:
-        problem = _http_url_problem(url.split("?", 1)[0])
-        if problem:
-            raise ConfigError(f"WEBHOOK_URL {problem} (value not shown)")
-        parts = urlsplit(url)
-        if parts.scheme.lower() != "https" and parts.hostname not in _LOCAL_HOSTS:
-            raise ConfigError("WEBHOOK_URL must be an https URL (http only to localhost): "
-                              "the events name the users' posts (value not shown)")
-        if not secret:
-            raise ConfigError(f"WEBHOOK_SECRET is missing: webhooks to WEBHOOK_URL are "
-                              f"signed with it; {_HOW_TO_SIGN}")
-    timeout = _number(env, "WEBHOOK_TIMEOUT_SECONDS", WebhookSettings().timeout_seconds,
-                      low=0.5, high=120)
-    return WebhookSettings(url=url, secret=secret, timeout_seconds=timeout)
-
-
-def webhook_secret(value: str) -> bytes:
-    """The HMAC key of a Standard Webhooks secret: whsec_ + base64 (padding optional)."""
-    prefix, _, encoded = value.strip().partition("whsec_")
-    if prefix or not encoded:
-        raise ConfigError(f"WEBHOOK_SECRET must start with whsec_ (value not shown); "
-                          f"{_HOW_TO_SIGN}")
-    try:
-        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-    except (ValueError, binascii.Error):
-        raise ConfigError(f"WEBHOOK_SECRET is not whsec_ followed by base64 (value not "
-                          f"shown); {_HOW_TO_SIGN}") from None
-    if not 24 <= len(key) <= 64:
-        raise ConfigError(f"WEBHOOK_SECRET holds {len(key)} bytes; {_HOW_TO_SIGN}")
-    return key
 
 
 SIMULATOR_INSTAGRAM_GRAPH = "/_ig"

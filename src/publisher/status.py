@@ -18,7 +18,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
-from publisher.settings import AlertSettings, Settings
+from publisher.settings import Settings
+from publisher.settings_ops import AlertSettings
 from publisher.store import Store
 
 KPI_WINDOWS_HOURS = (1.0, 24.0)

@@ -41,7 +41,8 @@ from typing import Any
 import httpx
 
 from publisher.errors import StoreError
-from publisher.settings import Settings, WebhookSettings
+from publisher.settings import Settings
+from publisher.settings_ops import WebhookSettings
 from publisher.store import Store
 from publisher.summary import RunSummary
 
