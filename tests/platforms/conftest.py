@@ -9,36 +9,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 import respx
 
+from gate import Gate
 from publisher.models import Account, ClaimedPost
 from publisher.platforms.base import PublishContext
 from publisher.settings import PlatformEndpoints
 
 TOKEN = "EAAGfakePageToken0123456789abcdefSECRET"
 PAGE_ID = "104857600123"
-
-
-class Gate:
-    """Stands in for begin_sending: records each call and the requests made before it."""
-
-    def __init__(self, router: respx.MockRouter) -> None:
-        self.allow = True
-        self.calls = 0
-        self.states: list[Mapping[str, Any] | None] = []  # what each stamp carried
-        self.sent_before: list[list[str]] = []
-        self._router = router
-
-    async def __call__(self, state: Mapping[str, Any] | None = None) -> bool:
-        self.calls += 1
-        self.states.append(state)
-        self.sent_before.append([call.request.url.path for call in self._router.calls])
-        return self.allow
 
 
 @pytest.fixture
@@ -76,7 +60,7 @@ def graph(endpoints: PlatformEndpoints, page_path: str) -> Iterator[respx.MockRo
 @pytest.fixture
 def gate(graph: respx.MockRouter) -> Gate:
     """The begin_sending coroutine the adapter gets."""
-    return Gate(graph)
+    return Gate(lambda: [call.request.url.path for call in graph.calls])
 
 
 @pytest.fixture

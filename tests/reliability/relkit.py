@@ -235,62 +235,6 @@ class Audit:
         return [r["id"] for r in self.rows if r["status"] == status]
 
 
-async def audit(conn: asyncpg.Connection, sim_url: str) -> Audit:
-    """Every row against the simulator's records (see the module docstring)."""
-    rows = [dict(r) for r in await conn.fetch(
-        "select c.id, c.status, c.content, c.platform_post_id, c.sending_started_at, "
-        "c.attempts, c.last_error, c.post_type, a.external_id as page, a.status as account, "
-        "coalesce((to_jsonb(c) ->> 'review_checks')::int, 0) as review_checks "
-        "from created_content c left join social_accounts a on a.id = c.account_id "
-        "order by c.id")]
-    records = await sim_get(sim_url, "/_sim/posts?platform=facebook")
-    stats = await sim_get(sim_url, "/_sim/stats")
-    by_text: dict[str | None, list[dict[str, Any]]] = {}
-    for record in records:
-        by_text.setdefault(record["message"], []).append(record)
-    result = Audit(posts=len(rows), sim_accepted=len(records), rows=rows,
-                   by_status=Counter(r["status"] for r in rows))
-    repeated = sum(len(v) - 1 for v in by_text.values() if len(v) > 1)
-    result.duplicates = max(int(stats["duplicates"]), repeated)
-    if result.duplicates:
-        result.violations.append(f"{result.duplicates} duplicate post(s) at the simulator")
-    known = set()
-    for row in rows:
-        found = by_text.get(row["content"], [])
-        known.add(row["content"])
-        result.at_sim[row["id"]] = len(found)
-        status, where = row["status"], f"post {row['id']} ({row['post_type']})"
-        if status == "published":
-            result.published += 1
-            result.reconciled += row["review_checks"] > 0
-            if not found:
-                result.lost += 1
-                result.violations.append(f"{where} is published in the database but the "
-                                         "simulator never accepted it")
-            elif row["platform_post_id"] not in {r["post_id"] for r in found}:
-                result.violations.append(f"{where}: platform_post_id "
-                                         f"{row['platform_post_id']} is not the simulator's")
-        elif status == "needs_review":
-            result.needs_review += 1
-            if found:
-                result.needs_review_live += 1
-            else:
-                result.needs_review_absent += 1
-            result.review_reasons[_reason(row["last_error"])] += 1
-            if row["sending_started_at"] is None:
-                result.violations.append(f"{where} is in needs_review but sending was never "
-                                         "stamped: it was provably unsent")
-        else:
-            if status in UNFINISHED or found:
-                result.lost += 1
-            if found:
-                result.violations.append(f"{where} is {status} but the simulator accepted it")
-    strangers = [r for r in records if r["message"] not in known]
-    if strangers:
-        result.violations.append(f"{len(strangers)} simulator record(s) match no post")
-    return result
-
-
 def _reason(error: str | None) -> str:
     """An error without its ids and times, to group needs_review posts by cause."""
     text = re.sub(r"\d[\d:.+ -]*", "#", error or "")
@@ -547,9 +491,8 @@ async def kill_while_sending(database_url: str, *, platform_answers: str,
                 notes["lease_wait_s"] = round(await wait_for_leases(conn), 1)
                 notes["clean_runs"] = len(await clean_runs(database_url, sim, Path(tmp),
                                                            worker="kill-clean", **settings))
-                audited = (await audit(conn, sim) if platform == "facebook"
-                           else await audit_platform(conn, sim, platform))
-                result = Result(f"kill:{platform_answers}:{platform}", audited,
+                result = Result(f"kill:{platform_answers}:{platform}",
+                                await audit(conn, sim, platform),
                                 time.monotonic() - started, notes)
     finally:
         await conn.close()
@@ -811,8 +754,9 @@ def _sim_text(record: dict[str, Any], platform: str) -> str | None:
     return record.get("description") if platform == "youtube" else record["message"]
 
 
-async def audit_platform(conn: asyncpg.Connection, sim_url: str, platform: str) -> Audit:
-    """audit() for the posts and simulator records of one platform."""
+async def audit(conn: asyncpg.Connection, sim_url: str, platform: str = "facebook") -> Audit:
+    """Every post of `platform` against the simulator's records of it (see the module
+    docstring), matched by text."""
     rows = [dict(r) for r in await conn.fetch(
         "select c.id, c.status, c.content, c.platform_post_id, c.sending_started_at, "
         "c.attempts, c.last_error, c.post_type, a.external_id as page, a.status as account, "
@@ -922,8 +866,7 @@ async def platform_faults(database_url: str, kind: str, platform: str, *, posts:
             "select count(*) from social_accounts where status = 'needs_reauth'")
         unknown = await conn.fetch("select distinct post_id from publish_attempts "
                                    "where outcome = 'unknown'")
-        result = Result(f"faults:{kind}:{platform}", await audit_platform(conn, sim_url,
-                                                                          platform),
+        result = Result(f"faults:{kind}:{platform}", await audit(conn, sim_url, platform),
                         time.monotonic() - started, notes)
         at_sim = result.audit.at_sim
         notes["unknown_at_sim"] = sum(1 for r in unknown if at_sim.get(r["post_id"]))
@@ -980,7 +923,6 @@ def dangerous_problems(result: Result, kind: str) -> list[str]:
 __all__ += [
     "DANGEROUS_FAULTS",
     "DANGEROUS_FINALS",
-    "audit_platform",
     "dangerous_problems",
     "platform_faults",
     "platform_settings",

@@ -16,7 +16,7 @@ Bases differ from the Facebook ones on purpose: a request to the wrong host fail
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -24,6 +24,7 @@ import httpx
 import pytest
 import respx
 
+from gate import Gate
 from publisher.models import Account, ClaimedPost, Outcome
 from publisher.platforms.base import PublishContext
 from publisher.platforms.instagram.adapter import InstagramAdapter
@@ -41,24 +42,6 @@ VIDEO = "https://cdn.example.com/media/clip.mp4"
 # In-process polls without the real pauses; the real delays are checked separately.
 ADAPTER = InstagramAdapter(image_checks=(0.0, 0.0, 0.0), video_checks=(0.0,))
 PostFactory = Callable[..., ClaimedPost]
-
-
-class Gate:
-    """Stands in for begin_sending: records each call and the requests made before it."""
-
-    def __init__(self, router: respx.MockRouter) -> None:
-        self.allow = True
-        self.calls = 0
-        self.states: list[Mapping[str, Any] | None] = []  # what each stamp carried
-        self.sent_before: list[list[str]] = []
-        self._router = router
-
-    async def __call__(self, state: Mapping[str, Any] | None = None) -> bool:
-        self.calls += 1
-        self.states.append(state)
-        self.sent_before.append([f"{c.request.method} {c.request.url.path}"
-                                 for c in self._router.calls])
-        return self.allow
 
 
 def form_of(request: httpx.Request) -> dict[str, str]:
@@ -142,7 +125,7 @@ def graph_fixture(ig: respx.MockRouter) -> Graph:
 @pytest.fixture(name="gate")
 def gate_fixture(ig: respx.MockRouter) -> Gate:
     """The begin_sending coroutine the adapter gets."""
-    return Gate(ig)
+    return Gate(lambda: [f"{c.request.method} {c.request.url.path}" for c in ig.calls])
 
 
 @pytest.fixture(name="context")

@@ -9,7 +9,7 @@ a PublishContext, a post factory and the response shapes of shared/platforms.md 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import respx
 
+from gate import Gate
 from publisher.models import Account, ClaimedPost, Outcome
 from publisher.platforms.base import PublishContext
 from publisher.platforms.linkedin.adapter import LinkedInAdapter
@@ -47,23 +48,6 @@ def image_bytes(n: int) -> bytes:
 def adapter() -> LinkedInAdapter:
     """The adapter with no waiting between image checks and a fixed clock."""
     return LinkedInAdapter(image_check_seconds=0.0, clock=lambda: NOW)
-
-
-class Gate:
-    """Stands in for begin_sending: counts calls and records the requests made before each."""
-
-    def __init__(self, router: respx.MockRouter) -> None:
-        self.allow = True
-        self.calls = 0
-        self.states: list[Mapping[str, Any] | None] = []  # what each stamp carried
-        self.sent_before: list[list[str]] = []
-        self._router = router
-
-    async def __call__(self, state: Mapping[str, Any] | None = None) -> bool:
-        self.calls += 1
-        self.states.append(state)
-        self.sent_before.append([describe(call.request) for call in self._router.calls])
-        return self.allow
 
 
 def describe(request: httpx.Request) -> str:
@@ -118,7 +102,7 @@ async def harness() -> AsyncIterator[LinkedIn]:
     """A LinkedIn mocked with respx; requests to anything unmocked fail the test."""
     with respx.mock(assert_all_called=False, assert_all_mocked=True) as router:
         async with httpx.AsyncClient(timeout=5) as client:
-            gate = Gate(router)
+            gate = Gate(lambda: [describe(call.request) for call in router.calls])
             context = PublishContext(client=client, access_token=TOKEN,
                                      endpoints=PlatformEndpoints(), begin_sending=gate,
                                      media_hosts=frozenset({"cdn.example.com"}))

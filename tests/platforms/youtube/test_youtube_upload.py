@@ -63,7 +63,7 @@ async def test_upload_in_chunks_then_published(
     assert bytes(youtube.session().data) == media.data
     assert youtube.body_bytes == total
     assert gate.calls == 1
-    assert gate.chunks_before == [youtube.chunks[:4]]
+    assert gate.sent_before == [youtube.chunks[:4]]
     # The stamp carries the session, marked as possibly complete: a worker killed while the
     # last chunk is out leaves it on the row for the review check to probe.
     assert gate.states == [{"upload_session": youtube.uri("s1"), "total": total,
@@ -109,7 +109,7 @@ async def test_exact_multiple_of_chunk_size(
     assert outcome.kind is OutcomeKind.PUBLISHED
     assert ranges(youtube) == [(0, Q - 1), (Q, 2 * Q - 1), (2 * Q, 3 * Q - 1)]
     assert media.requested == [DESCRIBE, (0, Q - 1), (Q, 2 * Q - 1), (2 * Q, 3 * Q - 1)]
-    assert gate.chunks_before == [youtube.chunks[:2]]
+    assert gate.sent_before == [youtube.chunks[:2]]
 
 
 async def test_single_small_chunk(
@@ -123,7 +123,7 @@ async def test_single_small_chunk(
     assert ranges(youtube) == [(0, 1233)]
     assert media.requested == [DESCRIBE, (0, 1233)]
     assert bytes(youtube.session().data) == media.data
-    assert gate.chunks_before == [[]]
+    assert gate.sent_before == [[]]
 
 
 @pytest.mark.parametrize("size", [1234, Q], ids=["small", "one-full-chunk"])

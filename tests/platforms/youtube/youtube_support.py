@@ -8,7 +8,7 @@ last byte arrives; `Content-Range: bytes */total` probes; 404 once a session exp
 
     youtube     FakeYouTube on a respx router (also mocks the media host and token endpoint)
     media       FakeMedia serving MEDIA_URL, honouring byte ranges (set .data / ... per test)
-    gate        the begin_sending stand-in: counts calls, notes the chunks sent before each
+    gate        tests/gate.py's stand-in; sent_before: the chunks sent before each stamp
     context     PublishContext over a real AsyncClient, media host allowed
     make_post   factory for a youtube ClaimedPost
 """
@@ -19,7 +19,7 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +28,7 @@ import httpx
 import pytest
 import respx
 
+from gate import Gate
 from publisher.models import Account, ClaimedPost, Outcome
 from publisher.platforms.base import PublishContext
 from publisher.platforms.youtube.adapter import YouTubeAdapter
@@ -322,23 +323,6 @@ async def _upto(body: AsyncIterator[bytes], length: int) -> AsyncIterator[bytes]
 # --- the sending gate ------------------------------------------------------------------------
 
 
-class Gate:
-    """Stands in for begin_sending: counts calls, notes the chunks sent before each."""
-
-    def __init__(self, youtube: FakeYouTube) -> None:
-        self.allow = True
-        self.calls = 0
-        self.states: list[Mapping[str, Any] | None] = []  # what each stamp carried
-        self.chunks_before: list[list[tuple[str, int, int]]] = []
-        self._youtube = youtube
-
-    async def __call__(self, state: Mapping[str, Any] | None = None) -> bool:
-        self.calls += 1
-        self.states.append(state)
-        self.chunks_before.append(list(self._youtube.chunks))
-        return self.allow
-
-
 # --- fixtures --------------------------------------------------------------------------------
 
 
@@ -364,7 +348,7 @@ def media(router: respx.MockRouter) -> FakeMedia:
 @pytest.fixture
 def gate(youtube: FakeYouTube) -> Gate:
     """The begin_sending coroutine the adapter gets."""
-    return Gate(youtube)
+    return Gate(lambda: list(youtube.chunks))
 
 
 @pytest.fixture
